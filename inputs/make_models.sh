@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Regenerate the bundled LiF data and models (inputs/data, inputs/models) from scratch.
+#
+#   1. sample LiF frames (interstitial / Li-vacancy / Schottky cells) from classical
+#      Buckingham+Ewald MD at 300-1100 K in LAMMPS, with random strains and rattles;
+#   2. label them with CHGNet 0.3.0 (the stand-in for DFT) in NPROC resumable chunks;
+#   3. fit a small fast MACE on the first N_MACE labelled frames (300 training frames);
+#   4. fit a small DeePMD se_e2_a on all labelled frames (in the DeePMD env);
+#   5. export both for pair_style mlip/torch and write inputs/models/models.json.
+#
+# Every step is resumable: rerunning skips finished work (labels, trained members).
+# Run from the repository root or from inputs/, with ionmd's venv active.
+# Measured wall time: see inputs/README.md. Knobs (environment variables):
+#   N_FRAMES (3000)  frames sampled;  N_LABEL (500)  frames labelled (first N_LABEL; 3000 for all);
+#   N_MACE (420)     labelled frames given to MACE (10% valid, 10% test, 300 train);
+#   MACE_EPOCHS (15) DP_STEPS (15000)  NPROC (2)  BUILD (inputs/build)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+N_FRAMES=${N_FRAMES:-3000}
+N_LABEL=${N_LABEL:-500}
+N_MACE=${N_MACE:-420}
+MACE_EPOCHS=${MACE_EPOCHS:-15}
+DP_STEPS=${DP_STEPS:-15000}
+NPROC=${NPROC:-2}
+BUILD=${BUILD:-build}
+mkdir -p "$BUILD" data models
+export OMP_NUM_THREADS=1
+START=$(date +%s)
+
+# 1. Sampling (about 3 minutes for 3000 frames).
+if [ ! -f "$BUILD/frames.extxyz" ]; then
+  python - "$N_FRAMES" "$BUILD/frames.extxyz" <<'PY'
+import sys
+from ase.io import write
+from ionmd.models.sampling import sample_lif_frames
+write(sys.argv[2], sample_lif_frames(int(sys.argv[1]), seed=2026))
+PY
+fi
+
+# 2. CHGNet labels, NPROC interleaved chunks in parallel (about 0.5-4 s per frame and process,
+#    depending on the load), then merged back into sampling order.
+python - "$BUILD" "$NPROC" "$N_LABEL" <<'PY'
+import sys
+from pathlib import Path
+from ase.io import read, write
+build, nproc, nlab = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+frames = read(build / "frames.extxyz", f":{nlab}")
+for k in range(nproc):
+    if not (build / f"chunk{k}.extxyz").exists():
+        write(build / f"chunk{k}.extxyz", frames[k::nproc])
+PY
+for k in $(seq 0 $((NPROC - 1))); do
+  nice -n 10 ionmd label "$BUILD/chunk$k.extxyz" -o "$BUILD/label$k.extxyz" --calculator chgnet \
+    --elements Li,F > "$BUILD/label$k.log" 2>&1 &
+done
+wait
+python - "$BUILD" "$NPROC" "$N_MACE" <<'PY'
+import shutil, sys
+from pathlib import Path
+from ase.io import read, write
+build, nproc = Path(sys.argv[1]), int(sys.argv[2])
+chunks = [read(build / f"label{k}.extxyz", ":") for k in range(nproc)]
+merged = [c[i] for i in range(max(map(len, chunks))) for c in chunks if i < len(c)]
+for i, atoms in enumerate(merged):
+    atoms.info["frame_index"] = i  # index in the sampled frames
+write("data/lif_chgnet.extxyz", merged)
+shutil.copy(build / "label0.extxyz.e0.json", "data/lif_chgnet.extxyz.e0.json")
+write(build / "mace_frames.extxyz", merged[: int(sys.argv[3])])
+shutil.copy(build / "label0.extxyz.e0.json", build / "mace_frames.extxyz.e0.json")
+PY
+
+# 3. MACE: 16x0e scalar features, r_max 4 Å, 2 layers, correlation 2 (fast on a CPU).
+if [ ! -f "$BUILD/mace/fit.json" ]; then
+  nice -n 10 ionmd fit mace "$BUILD/mace_frames.extxyz" -o "$BUILD/mace" --size small \
+    --epochs "$MACE_EPOCHS" --max-train 300 --dtype float64 > "$BUILD/fit_mace.log" 2>&1
+fi
+if ionmd export --help > /dev/null 2>&1; then
+  ionmd export "$BUILD/mace/member0/mace.model" -o models/lif_mace.pt --dtype float32
+else
+  # Until `ionmd export` exists: mace's own LAMMPS wrapper, as `mace_create_lammps_model --dtype float32`.
+  python - "$BUILD/mace/member0/mace.model" models/lif_mace.pt <<'PY'
+import os, sys
+os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+import torch
+from e3nn.util import jit
+from mace.calculators import LAMMPS_MACE
+model = torch.load(sys.argv[1], map_location="cpu").float()
+jit.compile(LAMMPS_MACE(model)).save(sys.argv[2])
+PY
+fi
+
+# 4. DeePMD se_e2_a small (rcut 5 Å, sel 40/40, float64) on all labelled frames.
+if [ ! -f "$BUILD/deepmd/fit.json" ]; then
+  nice -n 10 ionmd fit deepmd data/lif_chgnet.extxyz -o "$BUILD/deepmd" --size small \
+    --steps "$DP_STEPS" > "$BUILD/fit_deepmd.log" 2>&1
+fi
+cp "$BUILD/deepmd/member0/frozen.pth" models/lif_deepmd.pth
+cp "$BUILD/mace/fit.json" models/lif_mace.fit.json
+cp "$BUILD/deepmd/fit.json" models/lif_deepmd.fit.json
+cp "$BUILD/mace/member0/mace.model" models/lif_mace.model
+cp "$BUILD/deepmd/member0/input.json" models/lif_deepmd.input.json
+
+# 5. Metadata and a compressed copy of the data.
+python - <<'PY'
+from ionmd.models.bundle import write_models_json
+write_models_json("models", "data/lif_chgnet.extxyz")
+PY
+xz -9 -f data/lif_chgnet.extxyz
+echo "make_models.sh: wall time $(( $(date +%s) - START )) s"

@@ -1,0 +1,41 @@
+// Concrete back ends (internal header).
+#ifndef IONMD_MODEL_BACKENDS_H
+#define IONMD_MODEL_BACKENDS_H
+
+#include "model_backend.h"
+
+namespace ionmd {
+
+// [3,3] -> [6] in LAMMPS order xx yy zz xy xz yz (symmetrised off-diagonals).
+torch::Tensor voigt_from_matrix(const torch::Tensor &m);
+
+// Floating dtype of a module: "dtype" in its ionmd.json metadata, else its first
+// floating parameter or buffer.
+torch::Dtype model_dtype(const torch::jit::Module &module, const std::string &metadata);
+
+class MaceBackend : public ModelBackend {
+ public:
+  MaceBackend(torch::jit::Module module, const std::string &path, const torch::Device &device,
+              const std::string &metadata);
+  double ghost_reach() const override { return info_.cutoff * info_.num_layers; }
+  Evaluation evaluate(const AtomicSystem &sys, const EvalRequest &req) override;
+
+ private:
+  torch::jit::Module module_;
+  torch::Device device_;
+  int64_t nspecies_ = 0;
+};
+
+class DeepmdBackend : public ModelBackend {
+ public:
+  DeepmdBackend(torch::jit::Module module, const std::string &path, const torch::Device &device);
+  Evaluation evaluate(const AtomicSystem &sys, const EvalRequest &req) override;
+
+ private:
+  torch::jit::Module module_;
+  torch::Device device_;
+};
+
+}    // namespace ionmd
+
+#endif

@@ -1,0 +1,432 @@
+#include "pair_mlip_torch.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "domain.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <thread>
+
+using namespace LAMMPS_NS;
+using ionmd::EvalRequest;
+using ionmd::Evaluation;
+
+PairMLIPTorch::PairMLIPTorch(LAMMPS *lmp) : Pair(lmp)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  no_virial_fdotr_compute = 1;
+  centroidstressflag = CENTROID_NOTAVAIL;
+  comm_reverse = 3;
+  nextra = 1;
+  pvector = new double[nextra]();
+  adaptor_ = std::make_unique<ionmd::SystemAdaptor>(lmp);
+}
+
+PairMLIPTorch::~PairMLIPTorch()
+{
+  if (timer_.enabled() && comm->me == 0) utils::logmesg(lmp, timer_.report());
+  if (devi_fp_) fclose(devi_fp_);
+  delete[] pvector;
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+    memory->destroy(cutghost);
+  }
+}
+
+void PairMLIPTorch::allocate()
+{
+  allocated = 1;
+  const int n = atom->ntypes;
+  memory->create(setflag, n + 1, n + 1, "pair:setflag");
+  memory->create(cutsq, n + 1, n + 1, "pair:cutsq");
+  memory->create(cutghost, n + 1, n + 1, "pair:cutghost");
+  for (int i = 0; i <= n; i++)
+    for (int j = 0; j <= n; j++) setflag[i][j] = 0;
+}
+
+/* ----------------------------------------------------------------------
+   pair_style mlip/torch MODEL.pt [MODEL2.pt ...] [device D] [deviation N FILE] [mode M]
+------------------------------------------------------------------------- */
+
+void PairMLIPTorch::settings(int narg, char **arg)
+{
+  if (narg < 1) error->all(FLERR, "Illegal pair_style mlip/torch command: expected MODEL.pt [...]");
+  std::vector<std::string> paths;
+  std::string device = "auto";
+  devi_every_ = 0;
+  mode_request_ = Mode::AUTO;
+  int iarg = 0;
+  while (iarg < narg) {
+    std::string word = arg[iarg];
+    auto need = [&](int n) {
+      if (iarg + n >= narg) error->all(FLERR, "pair_style mlip/torch: keyword '{}' needs {} value(s)", word, n);
+    };
+    if (word == "device") {
+      need(1);
+      device = arg[iarg + 1];
+      iarg += 2;
+    } else if (word == "deviation") {
+      need(2);
+      devi_every_ = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
+      if (devi_every_ < 1) error->all(FLERR, "pair_style mlip/torch: deviation interval must be >= 1");
+      devi_path_ = arg[iarg + 2];
+      iarg += 3;
+    } else if (word == "mode") {
+      need(1);
+      std::string m = arg[iarg + 1];
+      if (m == "auto") mode_request_ = Mode::AUTO;
+      else if (m == "fold") mode_request_ = Mode::FOLD;
+      else if (m == "shell") mode_request_ = Mode::SHELL;
+      else error->all(FLERR, "pair_style mlip/torch: mode must be auto, fold or shell, not '{}'", m);
+      iarg += 2;
+    } else {
+      paths.push_back(word);
+      iarg++;
+    }
+  }
+  if (paths.empty()) error->all(FLERR, "pair_style mlip/torch: no model file given");
+  if (devi_every_ > 0 && paths.size() < 2)
+    error->all(FLERR, "pair_style mlip/torch: 'deviation' needs a committee of at least two models");
+
+  set_threads();
+  device_ = pick_device(device);
+  reset_models();
+  for (const auto &p : paths) {
+    try {
+      models_.push_back(ionmd::load_model(p, device_));
+    } catch (const std::exception &e) {
+      error->all(FLERR, "pair_style mlip/torch: {}", e.what());
+    }
+  }
+  check_committee();
+  cutoff_ = 0.0;
+  for (const auto &m : models_) cutoff_ = std::max(cutoff_, m->info().cutoff);
+
+  if (comm->me == 0) {
+    for (const auto &m : models_) {
+      const auto &inf = m->info();
+      std::string species;
+      for (const auto &s : inf.species) species += s + " ";
+      utils::logmesg(lmp, "mlip/torch: {} model '{}': species {}cutoff {} A, {} layer(s), {}, device {}\n",
+                     inf.family, inf.path, species, inf.cutoff, inf.num_layers,
+                     inf.dtype == torch::kFloat32 ? "float32" : "float64", device_.str());
+    }
+  }
+  if (devi_every_ > 0 && comm->me == 0) {
+    if (devi_fp_) fclose(devi_fp_);
+    devi_fp_ = fopen(devi_path_.c_str(), "w");
+    if (!devi_fp_) error->one(FLERR, "pair_style mlip/torch: cannot open deviation file '{}'", devi_path_);
+    fprintf(devi_fp_, "#%11s %14s %14s %14s %14s %14s %14s\n", "step", "max_devi_v", "min_devi_v",
+            "avg_devi_v", "max_devi_f", "min_devi_f", "avg_devi_f");
+    fflush(devi_fp_);
+  }
+}
+
+void PairMLIPTorch::reset_models()
+{
+  models_.clear();
+}
+
+void PairMLIPTorch::check_committee()
+{
+  const auto &ref = models_.front()->info();
+  for (size_t k = 1; k < models_.size(); k++) {
+    const auto &inf = models_[k]->info();
+    if (inf.species != ref.species)
+      error->all(FLERR, "pair_style mlip/torch: committee models have different species: '{}' vs '{}'",
+                 ref.path, inf.path);
+    if (std::fabs(inf.cutoff - ref.cutoff) > 1e-12)
+      error->all(FLERR, "pair_style mlip/torch: committee models have different cutoffs: '{}' ({} A) vs "
+                 "'{}' ({} A)", ref.path, ref.cutoff, inf.path, inf.cutoff);
+  }
+}
+
+// CPU threads: OMP_NUM_THREADS if set, else the node's cores shared among its ranks.
+void PairMLIPTorch::set_threads()
+{
+  int nthreads = 0;
+  if (const char *env = std::getenv("OMP_NUM_THREADS")) nthreads = std::atoi(env);
+  if (nthreads < 1) {
+    MPI_Comm node;
+    int node_ranks = 1;
+    MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, comm->me, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &node_ranks);
+    MPI_Comm_free(&node);
+    nthreads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / node_ranks);
+  }
+  at::set_num_threads(nthreads);
+}
+
+// `auto`: the GPU numbered (node-local rank mod GPU count), else the CPU.
+torch::Device PairMLIPTorch::pick_device(const std::string &spec)
+{
+  if (spec == "cpu") return torch::Device(torch::kCPU);
+  const bool cuda = torch::cuda::is_available();
+  if (spec.rfind("cuda:", 0) == 0) {
+    if (!cuda) error->all(FLERR, "pair_style mlip/torch: device {} requested but torch sees no CUDA GPU", spec);
+    return torch::Device(spec);
+  }
+  if (spec != "auto" && spec != "cuda")
+    error->all(FLERR, "pair_style mlip/torch: device must be auto, cpu, cuda or cuda:N, not '{}'", spec);
+  if (!cuda) {
+    if (spec == "cuda") error->all(FLERR, "pair_style mlip/torch: device cuda requested but torch sees no CUDA GPU");
+    return torch::Device(torch::kCPU);
+  }
+  MPI_Comm node;
+  int local_rank = 0;
+  MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, comm->me, MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &local_rank);
+  MPI_Comm_free(&node);
+  const int count = static_cast<int>(torch::cuda::device_count());
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % count));
+}
+
+/* ----------------------------------------------------------------------
+   pair_coeff * * Li F   (one chemical symbol per LAMMPS atom type)
+------------------------------------------------------------------------- */
+
+void PairMLIPTorch::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  const int ntypes = atom->ntypes;
+  if (narg < 2 || strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for mlip/torch must be: pair_coeff * * <one symbol per atom type>");
+  if (narg != 2 + ntypes)
+    error->all(FLERR, "pair_coeff * * for mlip/torch needs one chemical symbol per atom type: {} type(s), "
+               "but {} symbol(s) given", ntypes, narg - 2);
+  const auto &species = models_.front()->info().species;
+  std::vector<int64_t> type_to_species(ntypes + 1, 0);
+  for (int t = 1; t <= ntypes; t++) {
+    std::string sym = arg[1 + t];
+    auto it = std::find(species.begin(), species.end(), sym);
+    if (it == species.end()) {
+      std::string known;
+      for (const auto &s : species) known += " " + s;
+      error->all(FLERR, "pair_coeff: element '{}' (atom type {}) is not known to model '{}' (species:{})",
+                 sym, t, models_.front()->info().path, known);
+    }
+    type_to_species[t] = it - species.begin();
+  }
+  adaptor_->set_type_map(type_to_species);
+  for (int i = 1; i <= ntypes; i++)
+    for (int j = i; j <= ntypes; j++) setflag[i][j] = 1;
+}
+
+void PairMLIPTorch::init_style()
+{
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "pair_style mlip/torch requires 'units metal' (eV, Angstrom), not 'units {}'",
+               update->unit_style);
+  if (force->newton_pair == 0)
+    error->all(FLERR, "pair_style mlip/torch requires newton on for pairs: remove 'newton off' (or use "
+               "'newton on') so that forces on ghost atoms are summed back to their owners");
+  if (!atom->tag_enable) error->all(FLERR, "pair_style mlip/torch requires atom IDs");
+  if (models_.empty()) error->all(FLERR, "pair_style mlip/torch: no model loaded");
+
+  bool message_passing = false;
+  double reach = 0.0;
+  for (const auto &m : models_) {
+    message_passing = message_passing || m->info().message_passing;
+    reach = std::max(reach, m->ghost_reach());
+    if (m->info().family == "deepmd" && m->info().message_passing && comm->nprocs > 1)
+      error->all(FLERR, "pair_style mlip/torch: '{}' is a message-passing DeePMD model (e.g. DPA-2/DPA-3), "
+                 "which this plugin runs on one MPI rank only; it would give wrong forces on {} ranks",
+                 m->info().path, comm->nprocs);
+  }
+  const bool one_rank = comm->nprocs == 1;
+  if (mode_request_ == Mode::FOLD && !one_rank)
+    error->all(FLERR, "pair_style mlip/torch: mode fold needs one MPI rank (use mode shell or auto)");
+  fold_ = one_rank && mode_request_ != Mode::SHELL;
+  const bool mace_like = models_.front()->info().family == "mace";
+  ghost_pairs_ = !fold_ && mace_like && message_passing;
+  ghostneigh = ghost_pairs_ ? 1 : 0;
+  if (ghost_pairs_) {
+    // Ghost shell of num_layers x cutoff (plus skin): exact for any message-passing model.
+    comm->cutghostuser = std::max(comm->cutghostuser, reach + neighbor->skin);
+  }
+  neighbor->add_request(this, NeighConst::REQ_FULL | (ghost_pairs_ ? NeighConst::REQ_GHOST : 0));
+  if (comm->me == 0)
+    utils::logmesg(lmp, "mlip/torch: {} mode, cutoff {} A, ghost reach {} A\n",
+                   fold_ ? "fold (periodic graph of local atoms)" : (ghost_pairs_ ? "ghost-shell" : "local"),
+                   cutoff_, ghost_pairs_ ? reach : cutoff_);
+}
+
+double PairMLIPTorch::init_one(int i, int j)
+{
+  if (setflag[i][j] == 0) error->all(FLERR, "All pair coeffs are not set (use pair_coeff * * ...)");
+  cutghost[i][j] = cutghost[j][i] = cutoff_;
+  return cutoff_;
+}
+
+void *PairMLIPTorch::extract(const char *name, int &dim)
+{
+  dim = 0;
+  if (strcmp(name, "max_devi_f") == 0) return &devi_f_max_;
+  if (strcmp(name, "cutoff") == 0) return &cutoff_;
+  return nullptr;
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairMLIPTorch::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  if (vflag_atom && !models_.front()->info().atom_virial)
+    error->all(FLERR, "pair_style mlip/torch: {} models do not provide per-atom virials (compute "
+               "stress/atom or centroid/stress/atom)", models_.front()->info().family);
+  ionmd::AtomicSystem sys;
+  {
+    auto t = timer_.scope("adapt");
+    sys = adaptor_->build(list, cutoff_, fold_, ghost_pairs_);
+  }
+  const EvalRequest req{vflag_global != 0, eflag_atom != 0, vflag_atom != 0};
+  Evaluation ev = evaluate(*models_.front(), sys, req);
+  {
+    auto t = timer_.scope("scatter");
+    check_finite(ev);
+    scatter(ev);
+  }
+  if (devi_every_ > 0 && update->ntimestep % devi_every_ == 0) {
+    auto t = timer_.scope("deviation");
+    model_deviation(sys, ev);
+  }
+}
+
+Evaluation PairMLIPTorch::evaluate(ionmd::ModelBackend &model, const ionmd::AtomicSystem &sys,
+                                   const EvalRequest &req)
+{
+  auto t = timer_.scope("evaluate");
+  if (sys.nlocal == 0) {
+    Evaluation ev;
+    ev.energy = torch::zeros({}, torch::kFloat64);
+    ev.forces = torch::zeros({0, 3}, torch::kFloat64);
+    ev.virial = torch::zeros({6}, torch::kFloat64);
+    ev.atom_energy = torch::zeros({0}, torch::kFloat64);
+    ev.atom_virial = torch::zeros({0, 6}, torch::kFloat64);
+    return ev;
+  }
+  try {
+    return model.evaluate(sys, req);
+  } catch (const ionmd::ModelError &e) {
+    error->one(FLERR, "pair_style mlip/torch: {}", e.what());
+  } catch (const c10::Error &e) {
+    error->one(FLERR, "pair_style mlip/torch: model '{}' failed at step {}: {}", model.info().path,
+               update->ntimestep, e.what_without_backtrace());
+  }
+  return {};
+}
+
+void PairMLIPTorch::check_finite(const Evaluation &ev)
+{
+  auto bad = torch::logical_not(torch::isfinite(ev.forces).all(1));
+  if (bad.any().item<bool>()) {
+    const int64_t i = bad.nonzero()[0][0].item<int64_t>();
+    error->one(FLERR, "pair_style mlip/torch: non-finite force on atom ID {} at step {} (model '{}'); the "
+               "structure has probably left the model's domain", atom->tag[i], update->ntimestep,
+               models_.front()->info().path);
+  }
+}
+
+void PairMLIPTorch::scatter(const Evaluation &ev)
+{
+  const int64_t nall = atom->nlocal + atom->nghost;
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const int64_t n = ev.forces.size(0);
+  if (n > 0) torch::from_blob(atom->f[0], {nall, 3}, f64).narrow(0, 0, n).add_(ev.forces);
+  if (eflag_global) eng_vdwl += ev.energy.item<double>();
+  if (vflag_global) {
+    auto v = ev.virial.contiguous();
+    const double *pv = v.data_ptr<double>();
+    for (int k = 0; k < 6; k++) virial[k] += pv[k];
+  }
+  if (eflag_atom && atom->nlocal > 0)
+    torch::from_blob(eatom, {atom->nlocal}, f64).add_(ev.atom_energy);
+  if (vflag_atom && ev.atom_virial.size(0) > 0)
+    torch::from_blob(vatom[0], {nall, 6}, f64).narrow(0, 0, ev.atom_virial.size(0)).add_(ev.atom_virial);
+}
+
+/* ----------------------------------------------------------------------
+   committee deviation, in DeePMD's model_devi.out columns
+------------------------------------------------------------------------- */
+
+// Forces summed onto owned atoms: ghost contributions travel home by reverse comm.
+torch::Tensor PairMLIPTorch::owned_forces(const Evaluation &ev, int64_t nlocal)
+{
+  if (ev.forces.size(0) == nlocal) return ev.forces.narrow(0, 0, nlocal).clone();
+  const int64_t nall = atom->nlocal + atom->nghost;
+  auto full = torch::zeros({nall, 3}, torch::kFloat64);
+  full.narrow(0, 0, ev.forces.size(0)).copy_(ev.forces);
+  comm_buf_ = full.data_ptr<double>();
+  comm->reverse_comm(this);
+  comm_buf_ = nullptr;
+  return full.narrow(0, 0, nlocal).clone();
+}
+
+int PairMLIPTorch::pack_reverse_comm(int n, int first, double *buf)
+{
+  std::memcpy(buf, comm_buf_ + 3 * first, sizeof(double) * 3 * n);
+  return 3 * n;
+}
+
+void PairMLIPTorch::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  for (int i = 0; i < n; i++)
+    for (int d = 0; d < 3; d++) comm_buf_[3 * list[i] + d] += buf[3 * i + d];
+}
+
+void PairMLIPTorch::model_deviation(const ionmd::AtomicSystem &sys, const Evaluation &first)
+{
+  const int64_t nlocal = atom->nlocal;
+  const EvalRequest req{true, false, false};
+  std::vector<torch::Tensor> forces{owned_forces(first, nlocal)};
+  std::vector<torch::Tensor> virials{first.virial.defined() ? first.virial : torch::zeros({6}, torch::kFloat64)};
+  if (!first.virial.defined() && nlocal > 0) virials[0] = evaluate(*models_.front(), sys, req).virial;
+  for (size_t k = 1; k < models_.size(); k++) {
+    Evaluation ev = evaluate(*models_[k], sys, req);
+    forces.push_back(owned_forces(ev, nlocal));
+    virials.push_back(ev.virial);
+  }
+  // Force deviation per atom: sqrt(mean_k |F_k - <F>|^2), eV/Angstrom.
+  auto F = torch::stack(forces);
+  auto devi = (F - F.mean(0, true)).pow(2).sum(2).mean(0).sqrt();
+  double local[3] = {nlocal ? devi.max().item<double>() : 0.0,
+                     nlocal ? -devi.min().item<double>() : -std::numeric_limits<double>::infinity(),
+                     nlocal ? devi.sum().item<double>() : 0.0};
+  double maxes[2], sum_devi;
+  double lm[2] = {local[0], local[1]};
+  MPI_Allreduce(lm, maxes, 2, MPI_DOUBLE, MPI_MAX, world);
+  MPI_Allreduce(&local[2], &sum_devi, 1, MPI_DOUBLE, MPI_SUM, world);
+  // Virial deviation: std over models of each global component, per atom, eV.
+  // Nine components in row-major order, as DeePMD reports them.
+  auto nine = torch::tensor({0, 3, 4, 3, 1, 5, 4, 5, 2}, torch::kInt64);
+  auto V = torch::stack(virials).index_select(1, nine).contiguous();
+  auto Vg = torch::zeros_like(V);
+  MPI_Allreduce(V.data_ptr<double>(), Vg.data_ptr<double>(), V.numel(), MPI_DOUBLE, MPI_SUM, world);
+  const double natoms = static_cast<double>(atom->natoms);
+  auto vdev = ((Vg - Vg.mean(0, true)).pow(2).mean(0).sqrt() / natoms).contiguous();
+  devi_f_max_ = maxes[0];
+  pvector[0] = devi_f_max_;
+  if (comm->me == 0 && devi_fp_) {
+    fprintf(devi_fp_, "%12ld %14.6e %14.6e %14.6e %14.6e %14.6e %14.6e\n",
+            static_cast<long>(update->ntimestep), vdev.max().item<double>(), vdev.min().item<double>(),
+            vdev.mean().item<double>(), maxes[0], -maxes[1], sum_devi / natoms);
+    fflush(devi_fp_);
+  }
+}

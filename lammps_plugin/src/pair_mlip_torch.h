@@ -1,0 +1,69 @@
+// pair_style mlip/torch: TorchScript MACE and DeePMD-kit models in LAMMPS.
+//
+// The pair style is thin: SystemAdaptor turns LAMMPS data into an AtomicSystem,
+// a ModelBackend evaluates it, and scatter() puts forces, energies and virials
+// back into LAMMPS arrays. See lammps_plugin/README.md for the syntax.
+#ifndef IONMD_PAIR_MLIP_TORCH_H
+#define IONMD_PAIR_MLIP_TORCH_H
+
+#include "model_backend.h"
+#include "phase_timer.h"
+#include "system_adaptor.h"
+
+#include "pair.h"
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace LAMMPS_NS {
+
+class PairMLIPTorch : public Pair {
+ public:
+  PairMLIPTorch(class LAMMPS *);
+  ~PairMLIPTorch() override;
+
+  void compute(int, int) override;
+  void settings(int, char **) override;
+  void coeff(int, char **) override;
+  void init_style() override;
+  double init_one(int, int) override;
+  void *extract(const char *, int &) override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
+
+ private:
+  enum class Mode { AUTO, FOLD, SHELL };
+
+  std::vector<std::unique_ptr<ionmd::ModelBackend>> models_;
+  std::unique_ptr<ionmd::SystemAdaptor> adaptor_;
+  ionmd::PhaseTimer timer_;
+  torch::Device device_{torch::kCPU};
+  Mode mode_request_ = Mode::AUTO;
+  bool fold_ = false;           // ghosts folded onto owners (one rank)
+  bool ghost_pairs_ = false;    // ghost-shell graph for message passing
+  double cutoff_ = 0.0;         // Angstrom, largest committee cutoff
+
+  int devi_every_ = 0;          // committee deviation every N steps (0 = off)
+  std::string devi_path_;
+  FILE *devi_fp_ = nullptr;
+  double devi_f_max_ = 0.0;     // latest max force deviation, eV/Angstrom
+  double *comm_buf_ = nullptr;  // array being reverse-communicated
+
+  void allocate();
+  void reset_models();
+  void check_committee();
+  torch::Device pick_device(const std::string &spec);
+  void set_threads();
+  ionmd::Evaluation evaluate(ionmd::ModelBackend &model, const ionmd::AtomicSystem &sys,
+                             const ionmd::EvalRequest &req);
+  void scatter(const ionmd::Evaluation &ev);
+  void check_finite(const ionmd::Evaluation &ev);
+  torch::Tensor owned_forces(const ionmd::Evaluation &ev, int64_t nlocal);
+  void model_deviation(const ionmd::AtomicSystem &sys, const ionmd::Evaluation &first);
+};
+
+}    // namespace LAMMPS_NS
+
+#endif

@@ -1,0 +1,5 @@
+"""``python -m ionmd`` runs the command-line interface."""
+
+from ionmd.cli import main
+
+raise SystemExit(main())

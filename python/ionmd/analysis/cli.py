@@ -1,0 +1,237 @@
+"""Command-line entry points of :mod:`ionmd.analysis`: diffusion, arrhenius, mechanism, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from ionmd.errors import InputError
+
+
+def _parse_charges(text: str | None) -> dict[str, float]:
+    if not text:
+        return {}
+    out = {}
+    for item in re.split(r"[,\s]+", text.strip()):
+        if not item:
+            continue
+        sym, sep, val = item.partition("=")
+        try:
+            out[sym.strip()] = float(val)
+        except ValueError:
+            raise InputError(f"charge entry '{item}' is not of the form <symbol>=<charge>, e.g. Li=1") from None
+        if not sep:
+            raise InputError(f"charge entry '{item}' is not of the form <symbol>=<charge>, e.g. Li=1")
+    return out
+
+
+def _selection(args: argparse.Namespace):
+    from ionmd.analysis.datafile import parse_type_map, read_type_map
+    from ionmd.analysis.trajectory import Selection
+
+    type_map: dict[int, str] = {}
+    if getattr(args, "data", None):
+        type_map = read_type_map(args.data)
+    if getattr(args, "type_map", None):
+        type_map = parse_type_map(args.type_map)
+    species = [s for s in re.split(r"[,\s]+", args.species or "") if s]
+    types = []
+    for t in re.split(r"[,\s]+", args.types or ""):
+        if t:
+            if not t.isdigit():
+                raise InputError(f"--types entry '{t}' is not an integer atom type")
+            types.append(int(t))
+    return Selection(species=species, types=types, type_map=type_map)
+
+
+def _add_reading_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--species", help="mobile species by symbol, e.g. Li (comma-separated for several)")
+    p.add_argument("--types", help="mobile species by LAMMPS type, e.g. 1")
+    p.add_argument("--data", help="LAMMPS data file of the system: its type map names the types "
+                   "(type_map: 1=Li 2=F), and its atoms give the framework drift when the dump holds "
+                   "only the mobile ions")
+    p.add_argument("--type-map", help="type map, e.g. 1=Li,2=F")
+    p.add_argument("--dt-fs", type=float, required=True,
+                   help="MD timestep in fs (time between frames = timestep column difference x dt)")
+    p.add_argument("--no-drift-correction", action="store_true",
+                   help="do not subtract the drift of the framework's centre of mass")
+
+
+def _window_kw(args: argparse.Namespace) -> dict:
+    return {"min_start_frac": args.min_start_frac, "end_frac": args.end_frac}
+
+
+def _add_window_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-start-frac", type=float, default=0.05,
+                   help="earliest start of the fit window as a fraction of the run (default 0.05)")
+    p.add_argument("--end-frac", type=float, default=0.5,
+                   help="end of the fit window as a fraction of the run (default 0.5)")
+
+
+def run_diffusion(args: argparse.Namespace) -> int:
+    from ionmd.analysis.datafile import read_data_file
+    from ionmd.analysis.diffusion import (
+        add_conductivity,
+        combine_runs,
+        diffusion_from_trajectory,
+        window_from_ps,
+    )
+    from ionmd.analysis.trajectory import load_trajectory
+
+    sel = _selection(args)
+    charges = _parse_charges(args.charges)
+    system = read_data_file(args.data, type_map=sel.type_map or None).symbols if args.data else None
+    results, curves = [], []
+    for dump in args.dumps:
+        traj = load_trajectory(dump, sel, args.dt_fs, drift_correction=not args.no_drift_correction,
+                               system_symbols=system)
+        window = None
+        if args.fit_window_ps:
+            window = window_from_ps(*args.fit_window_ps, traj.dt_ps, traj.n_frames)
+        res, msd = diffusion_from_trajectory(traj, sel.label(), window=window, **_window_kw(args))
+        if args.temperature_K:
+            res.T_K = args.temperature_K
+        if charges:
+            add_conductivity(res, traj, charges, args.temperature_K)
+        results.append(res)
+        curves.append((msd, res))
+    res = combine_runs(results)
+    if args.plot:
+        from ionmd.analysis.plots import plot_msd
+
+        plot_msd(curves, args.plot)
+    if args.json:
+        res.to_json(args.json)
+    print(format_diffusion(res))
+    return 0
+
+
+def format_diffusion(res) -> str:
+    """One human-readable paragraph for a :class:`DiffusionResult`."""
+    lo, hi = res.D_ci95_cm2_s
+    lines = [
+        f"species {res.species}: D = {res.D_cm2_s:.4g} ± {res.D_err_cm2_s:.2g} cm^2/s "
+        f"(95% CI {lo:.4g} .. {hi:.4g}), {res.n_runs} run(s), {res.n_ions} ions, {res.n_frames} frames",
+        f"  fit window {res.fit_window_ps[0]:.4g}-{res.fit_window_ps[1]:.4g} ps, "
+        f"log-log slope {res.loglog_slope:.2f}" + ("" if res.diffusive else "  WARNING: not diffusive"),
+    ]
+    if res.sigma_mS_cm is not None:
+        lines.append(f"  sigma = {res.sigma_mS_cm:.4g} ± {res.sigma_err_mS_cm:.2g} mS/cm, "
+                     f"Nernst-Einstein {res.sigma_NE_mS_cm:.4g} mS/cm, Haven ratio "
+                     f"{res.haven_ratio if res.haven_ratio is None else round(res.haven_ratio, 3)}")
+    return "\n".join(lines)
+
+
+def run_arrhenius(args: argparse.Namespace) -> int:
+    from ionmd.analysis.arrhenius import fit_arrhenius, read_arrhenius_csv
+
+    src = Path(args.source)
+    species = [s for s in re.split(r"[,\s]+", args.species or "") if s] or None
+    if src.is_dir():
+        from ionmd.analysis.sweep import analyse_sweep
+
+        sw = analyse_sweep(src, species=species)
+        fits = list(sw.arrhenius.values())
+        if not fits:
+            raise InputError(f"sweep '{src}' has fewer than two analysed temperatures for every model")
+    else:
+        if not src.exists():
+            raise InputError(f"'{src}' is neither a sweep directory nor a CSV file")
+        T, D, E = read_arrhenius_csv(src)
+        fits = [fit_arrhenius(T, D, E, label=src.stem)]
+    if args.plot:
+        from ionmd.analysis.plots import plot_arrhenius
+
+        plot_arrhenius(fits, args.plot)
+    if args.json:
+        payload = fits[0].to_dict() if len(fits) == 1 else {f.label: f.to_dict() for f in fits}
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+    for f in fits:
+        print(f"{f.label}: Ea = {f.Ea_eV:.4f} eV (95% CI {f.Ea_ci95_eV[0]:.4f} .. {f.Ea_ci95_eV[1]:.4f}), "
+              f"D0 = {f.D0_cm2_s:.3g} cm^2/s, D(300 K) = {f.D300K_cm2_s:.3g} cm^2/s "
+              f"(95% CI {f.D300K_ci95_cm2_s[0]:.3g} .. {f.D300K_ci95_cm2_s[1]:.3g}), "
+              f"{f.n_temperatures} temperatures")
+    return 0
+
+
+def run_mechanism(args: argparse.Namespace) -> int:
+    from ionmd.analysis.mechanism import analyse_mechanisms, parse_fractional_sites
+
+    sel = _selection(args)
+    res = analyse_mechanisms(
+        args.dump, args.reference, sel, args.dt_fs,
+        interstitial_frac=parse_fractional_sites(args.interstitials) if args.interstitials else None,
+        min_residence_ps=args.min_residence_ps, window_ps=args.window_ps,
+        assign_radius_A=args.assign_radius_A, drift_correction=not args.no_drift_correction,
+    )
+    if args.json:
+        res.to_json(args.json)
+    if args.plot:
+        from ionmd.analysis.plots import plot_hops
+
+        plot_hops({Path(args.dump).name: res.counts}, args.plot)
+    print(res.summary())
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from ionmd.analysis.report import write_report
+
+    species = [s for s in re.split(r"[,\s]+", args.species or "") if s] or None
+    md, html = write_report(args.sweep_dir, species=species, charges=_parse_charges(args.charges),
+                            reference=args.reference)
+    print(f"wrote {md} and {html}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add this module's sub-commands to the ``ionmd`` parser."""
+    p = subparsers.add_parser("diffusion", help="tracer D (and conductivity) from LAMMPS dumps",
+                              description="Tracer diffusion coefficient with its uncertainty from one or "
+                              "more dumps (independent runs at one temperature, combined).")
+    p.add_argument("dumps", nargs="+", metavar="DUMP", help="LAMMPS dump (optionally .gz), extxyz or .traj")
+    _add_reading_options(p)
+    _add_window_options(p)
+    p.add_argument("--fit-window-ps", nargs=2, type=float, metavar=("START", "END"),
+                   help="fit D over this window (ps) instead of the automatic one")
+    p.add_argument("--charges", help="charges per species for the conductivity, e.g. Li=1,F=-1")
+    p.add_argument("--temperature-K", type=float, help="temperature, K (needed for the conductivity)")
+    p.add_argument("--json", help="write the result as JSON to this file")
+    p.add_argument("--plot", help="write the MSD plot (PNG) to this file")
+    p.set_defaults(func=run_diffusion)
+
+    p = subparsers.add_parser("arrhenius", help="activation energy from a sweep directory or CSV",
+                              description="Weighted Arrhenius fit of D(T) with 95% intervals.")
+    p.add_argument("source", metavar="SWEEP_DIR|CSV", help="sweep directory or CSV with T_K,D_cm2_s,D_err_cm2_s")
+    p.add_argument("--species", help="override the species of the sweep's runs")
+    p.add_argument("--json", help="write the result as JSON to this file")
+    p.add_argument("--plot", help="write the Arrhenius plot (PNG) to this file")
+    p.set_defaults(func=run_arrhenius)
+
+    p = subparsers.add_parser("mechanism", help="hops between lattice/interstitial sites and their mechanisms",
+                              description="Assign ions to sites of a reference structure and classify hops.")
+    p.add_argument("dump", metavar="DUMP")
+    p.add_argument("--reference", required=True, help="LAMMPS data file of the reference structure")
+    _add_reading_options(p)
+    p.add_argument("--interstitials", help="fractional interstitial sites 'x,y,z;x,y,z;...' of the reference "
+                   "cell (default: found automatically as the largest empty sites)")
+    p.add_argument("--min-residence-ps", type=float, default=0.1,
+                   help="minimum time at a site to count as a visit (default 0.1 ps)")
+    p.add_argument("--window-ps", type=float, default=0.5,
+                   help="max time between the two hops of a knock-off event (default 0.5 ps)")
+    p.add_argument("--assign-radius-A", type=float, default=None,
+                   help="max distance to a site for an assignment (default: 0.4 x shortest site spacing)")
+    p.add_argument("--json", help="write the result as JSON to this file")
+    p.add_argument("--plot", help="write the hop-count plot (PNG) to this file")
+    p.set_defaults(func=run_mechanism)
+
+    p = subparsers.add_parser("report", help="Markdown + HTML report of a sweep directory",
+                              description="Analyse a sweep and write report.md and report.html into it.")
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    p.add_argument("--species", help="override the species of the sweep's runs")
+    p.add_argument("--charges", help="charges per species for conductivities, e.g. Li=1,F=-1")
+    p.add_argument("--reference", help="reference data file for the mechanism analysis "
+                   "(default: each run's data_file)")
+    p.set_defaults(func=run_report)

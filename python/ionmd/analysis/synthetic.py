@@ -1,0 +1,165 @@
+"""Synthetic trajectories with known answers, and a LAMMPS dump writer (for tests and benchmarks)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def brownian_walk(n_frames: int, n_ions: int, D_A2_ps: float, dt_ps: float,
+                  rng: np.random.Generator, start_A: np.ndarray | None = None) -> np.ndarray:
+    """3-D Brownian positions (n_frames, n_ions, 3), Å, with diffusion coefficient ``D_A2_ps``."""
+    steps = rng.normal(scale=np.sqrt(2.0 * D_A2_ps * dt_ps), size=(n_frames, n_ions, 3))
+    steps[0] = 0.0 if start_A is None else start_A
+    return np.cumsum(steps, axis=0)
+
+
+def lattice_walk(n_frames: int, n_ions: int, a_A: float, hops_per_frame: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Simple-cubic lattice random walk; each frame makes ``hops_per_frame`` nearest-neighbour hops.
+
+    The exact diffusion coefficient is D = hops_per_frame a^2 / (6 dt).
+    """
+    axis = rng.integers(0, 3, size=(n_frames, hops_per_frame, n_ions))
+    sign = rng.choice([-1.0, 1.0], size=(n_frames, hops_per_frame, n_ions))
+    steps = np.zeros((n_frames, n_ions, 3))
+    for k in range(3):
+        steps[:, :, k] = ((axis == k) * sign).sum(axis=1) * a_A
+    steps[0] = 0.0
+    return np.cumsum(steps, axis=0)
+
+
+def write_lammps_dump(path: str | Path, positions_A: np.ndarray, cell_A: np.ndarray,
+                      types: np.ndarray, elements: list[str] | None = None, mode: str = "unwrapped",
+                      timesteps: np.ndarray | None = None, origin_A: np.ndarray | None = None,
+                      ids: np.ndarray | None = None) -> Path:
+    """Write unwrapped positions as a LAMMPS ``dump custom`` text file (gzip if ``*.gz``).
+
+    Parameters
+    ----------
+    positions_A : ndarray (n_frames, n_atoms, 3)
+        Unwrapped positions.
+    cell_A : ndarray (3, 3) or (n_frames, 3, 3)
+        Cell rows a, b, c; a lower-triangular (LAMMPS) cell; triclinic when off-diagonal.
+    mode : {"unwrapped", "image", "wrapped", "scaled", "scaled_image"}
+        ``xu yu zu``; ``x y z ix iy iz``; ``x y z``; ``xs ys zs``; ``xs ys zs ix iy iz``.
+    """
+    path = Path(path)
+    n_frames, n_atoms, _ = positions_A.shape
+    cells = np.broadcast_to(np.asarray(cell_A, dtype=float), (n_frames, 3, 3))
+    origin = np.zeros(3) if origin_A is None else np.asarray(origin_A, dtype=float)
+    steps = np.arange(n_frames) * 10 if timesteps is None else timesteps
+    ids = np.arange(1, n_atoms + 1) if ids is None else ids
+    cols = {"unwrapped": "xu yu zu", "image": "x y z ix iy iz", "wrapped": "x y z",
+            "scaled": "xs ys zs", "scaled_image": "xs ys zs ix iy iz"}[mode]
+    head = "id type" + (" element" if elements is not None else "")
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "wt") as fh:
+        for f in range(n_frames):
+            cell = cells[f]
+            xy, xz, yz = cell[1, 0], cell[2, 0], cell[2, 1]
+            tric = abs(xy) + abs(xz) + abs(yz) > 0
+            lo = origin
+            hi = origin + np.diag(cell)
+            fh.write(f"ITEM: TIMESTEP\n{int(steps[f])}\nITEM: NUMBER OF ATOMS\n{n_atoms}\n")
+            if tric:
+                xlob = lo[0] + min(0.0, xy, xz, xy + xz)
+                xhib = hi[0] + max(0.0, xy, xz, xy + xz)
+                ylob = lo[1] + min(0.0, yz)
+                yhib = hi[1] + max(0.0, yz)
+                fh.write(f"ITEM: BOX BOUNDS xy xz yz pp pp pp\n{xlob:.10g} {xhib:.10g} {xy:.10g}\n"
+                         f"{ylob:.10g} {yhib:.10g} {xz:.10g}\n{lo[2]:.10g} {hi[2]:.10g} {yz:.10g}\n")
+            else:
+                fh.write("ITEM: BOX BOUNDS pp pp pp\n" + "".join(
+                    f"{lo[k]:.10g} {hi[k]:.10g}\n" for k in range(3)))
+            fh.write(f"ITEM: ATOMS {head} {cols}\n")
+            frac = np.linalg.solve(cell.T, (positions_A[f] - origin).T).T
+            img = np.floor(frac)
+            wfrac = frac - img
+            if mode == "unwrapped":
+                xyz = positions_A[f]
+            elif mode in ("image", "wrapped"):
+                xyz = origin + wfrac @ cell
+            else:
+                xyz = wfrac
+            rows = []
+            for i in range(n_atoms):
+                s = f"{ids[i]} {types[i]}" + (f" {elements[i]}" if elements is not None else "")
+                s += f" {xyz[i, 0]:.8f} {xyz[i, 1]:.8f} {xyz[i, 2]:.8f}"
+                if mode in ("image", "scaled_image"):
+                    s += f" {int(img[i, 0])} {int(img[i, 1])} {int(img[i, 2])}"
+                rows.append(s)
+            fh.write("\n".join(rows) + "\n")
+    return path
+
+
+def rocksalt_lif(n_cells: int = 2, a_A: float = 4.03) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Li and F positions (Å) and the cell (rows) of an n x n x n rock-salt LiF supercell."""
+    fcc = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+    cells = np.array([[i, j, k] for i in range(n_cells) for j in range(n_cells) for k in range(n_cells)])
+    li = (fcc[None] + cells[:, None]).reshape(-1, 3) * a_A
+    f = np.mod((fcc[None] + cells[:, None] + [0.5, 0, 0]).reshape(-1, 3), n_cells) * a_A
+    return li, f, np.eye(3) * n_cells * a_A
+
+
+def write_data_file(path: str | Path, positions_A: np.ndarray, types: np.ndarray, cell_A: np.ndarray,
+                    type_map: dict[int, str], masses: dict[int, float] | None = None) -> Path:
+    """Write an orthogonal LAMMPS data file (atom_style atomic) with the ``type_map:`` header (contract 1)."""
+    path = Path(path)
+    masses = masses or {}
+    tm = " ".join(f"{k}={v}" for k, v in sorted(type_map.items()))
+    rows = "".join(f"{k + 1} {int(t)} {p[0]:.8f} {p[1]:.8f} {p[2]:.8f}\n"
+                   for k, (t, p) in enumerate(zip(types, positions_A, strict=True)))
+    mass_rows = "".join(f"{k} {masses.get(k, 1.0)} # {v}\n" for k, v in sorted(type_map.items()))
+    path.write_text(
+        f"synthetic structure type_map: {tm}\n\n{len(types)} atoms\n{len(type_map)} atom types\n\n"
+        f"0 {cell_A[0, 0]:.8f} xlo xhi\n0 {cell_A[1, 1]:.8f} ylo yhi\n0 {cell_A[2, 2]:.8f} zlo zhi\n\n"
+        f"Masses\n\n{mass_rows}\nAtoms # atomic\n\n{rows}")
+    return path
+
+
+def hopping_sweep(sweep_dir: str | Path, temps_K: tuple[float, ...], seeds: tuple[int, ...], Ea_eV: float,
+                  nu_per_ps: float, rng: np.random.Generator, n_frames: int = 300, hops_per_frame: float = 0.03,
+                  model: str = "toy", n_cells: int = 2, a_A: float = 4.03) -> Path:
+    """Write a sweep directory (contract 2) of Li hopping on the rock-salt Li sublattice of LiF.
+
+    Each Li makes nearest-neighbour (a/2 <110>) hops at the Arrhenius rate
+    Gamma = nu exp(-Ea / k_B T); the frame interval is chosen so that a hop happens
+    with probability ``hops_per_frame`` per ion and frame. The exact results are
+    D = Gamma a^2 / 12 (hop length a/sqrt 2) and a lattice-hop ("vacancy") rate
+    Gamma x n_Li, both with activation energy ``Ea_eV``.
+    """
+    kb = 8.617333262e-5
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    li, f, cell = rocksalt_lif(n_cells, a_A)
+    types = np.array([1] * len(li) + [2] * len(f))
+    write_data_file(sweep_dir / "lif.data", np.vstack([li, f]), types, cell, {1: "Li", 2: "F"},
+                    {1: 6.94, 2: 19.0})
+    nn = np.array([[s1, s2, 0] for s1 in (-1, 1) for s2 in (-1, 1)], dtype=float)
+    nn = np.vstack([nn, nn[:, [0, 2, 1]], nn[:, [2, 0, 1]]]) * a_A / 2
+    runs = []
+    every = 100
+    for T in temps_K:
+        gamma = nu_per_ps * np.exp(-Ea_eV / (kb * T))
+        dt_ps = hops_per_frame / gamma
+        for s in seeds:
+            rdir = sweep_dir / "runs" / model / f"{T:g}K" / f"seed{s}"
+            rdir.mkdir(parents=True, exist_ok=True)
+            hop = rng.random((n_frames, len(li))) < hops_per_frame
+            hop[0] = False
+            vec = nn[rng.integers(0, 12, (n_frames, len(li)))] * hop[..., None]
+            pos_li = li + np.cumsum(vec, axis=0) + rng.normal(0, 0.1, (n_frames, len(li), 3))
+            pos_f = f + rng.normal(0, 0.08, (n_frames, len(f), 3))
+            write_lammps_dump(rdir / "dump.lammpstrj", np.concatenate([pos_li, pos_f], axis=1), cell, types,
+                              ["Li"] * len(li) + ["F"] * len(f), timesteps=np.arange(n_frames) * every)
+            rel = rdir.relative_to(sweep_dir)
+            runs.append({"id": f"{model}/{T:g}K/seed{s}", "model": model, "T_K": float(T), "seed": s,
+                         "dir": str(rel), "status": "done", "dump": str(rel / "dump.lammpstrj"),
+                         "data_file": "lif.data", "dt_fs": dt_ps * 1e3 / every, "dump_every": every,
+                         "species": ["Li"], "type_map": {"1": "Li", "2": "F"}, "error": None})
+    (sweep_dir / "sweep.json").write_text(json.dumps({"name": sweep_dir.name, "runs": runs}, indent=1))
+    return sweep_dir

@@ -1,0 +1,158 @@
+"""Command-line entry points of :mod:`ionmd.models`: ``export``, ``label``, ``fit`` and ``env``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from ionmd.errors import InputError
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ionmd.models.export import export_model
+
+    result = export_model(args.model, args.output, dtype=args.dtype)
+    to_json = getattr(result, "to_json", None)
+    print(to_json() if callable(to_json) else result)
+    return 0
+
+
+def _label(args: argparse.Namespace) -> int:
+    from ionmd.models.label import label_frames
+
+    elements = [s.strip() for s in args.elements.split(",")] if args.elements else None
+    result = label_frames(
+        args.frames, args.output, args.calculator, elements=elements, limit=args.limit
+    )
+    print(result.to_json())
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from ionmd.models.fit import fit_deepmd, fit_mace
+
+    if args.committee < 1:
+        raise InputError(f"--committee {args.committee}: must be at least 1")
+    if args.family == "mace":
+        if args.dp_env is not None:
+            raise InputError("--dp-env applies to `ionmd fit deepmd` only")
+        result = fit_mace(
+            args.data,
+            args.output,
+            size=args.size,
+            foundation=args.foundation,
+            committee=args.committee,
+            seed=args.seed,
+            epochs=args.epochs,
+            dtype=args.dtype,
+            n_train=args.max_train,
+        )
+    else:
+        if args.foundation is not None:
+            raise InputError("--foundation applies to `ionmd fit mace` only")
+        result = fit_deepmd(
+            args.data,
+            args.output,
+            size=args.size,
+            committee=args.committee,
+            seed=args.seed,
+            steps=args.steps,
+            dp_env=args.dp_env,
+        )
+    print(result.to_json())
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    from ionmd.models.dpenv import ensure_deepmd_env
+
+    print(ensure_deepmd_env(args.path))
+    return 0
+
+
+def _have_export() -> bool:
+    try:
+        return hasattr(importlib.import_module("ionmd.models.export"), "export_model")
+    except ImportError:
+        return False
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add this module's sub-commands to the ``ionmd`` parser."""
+    if _have_export():
+        p = subparsers.add_parser(
+            "export", help="export a MACE or DeePMD model to TorchScript for pair_style mlip/torch"
+        )
+        p.add_argument(
+            "model", type=Path, help="mace .model checkpoint, DeePMD .pt checkpoint or frozen .pth"
+        )
+        p.add_argument("-o", "--output", type=Path, required=True, help="output TorchScript file")
+        p.add_argument(
+            "--dtype",
+            choices=("float32", "float64"),
+            default=None,
+            help="precision of the exported model",
+        )
+        p.set_defaults(func=_export)
+
+    p = subparsers.add_parser(
+        "label",
+        help="attach energies/forces/stresses from a calculator (CHGNet by default) to frames",
+        description="Label frames with an ASE calculator into extended XYZ (resumable). The default, "
+        "CHGNet 0.3.0, is a universal potential trained on PBE data, used as a stand-in for DFT.",
+    )
+    p.add_argument("frames", type=Path, help="input frames (extended XYZ or any ASE-readable file)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output extended XYZ")
+    p.add_argument(
+        "--calculator",
+        default="chgnet",
+        help="chgnet | lammps:<pair_style args>;<pair_coeff args>[;types=A,B] | python:<module>:<factory> "
+        "| emt | lj (default: chgnet)",
+    )
+    p.add_argument("--elements", default=None, help="comma-separated symbols allowed in the frames")
+    p.add_argument("--limit", type=int, default=None, help="label only the first N frames")
+    p.set_defaults(func=_label)
+
+    p = subparsers.add_parser("fit", help="fit a MACE or DeePMD model to labelled frames")
+    p.add_argument("family", choices=("mace", "deepmd"))
+    p.add_argument("data", type=Path, help="labelled extended XYZ (from `ionmd label`)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
+    p.add_argument("--size", choices=("tiny", "small", "medium"), default="small")
+    p.add_argument(
+        "--foundation", type=Path, default=None, help="MACE checkpoint to fine-tune from"
+    )
+    p.add_argument("--committee", type=int, default=1, help="number of models with different seeds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None, help="MACE epochs (default: per --size)")
+    p.add_argument(
+        "--steps", type=int, default=None, help="DeePMD training steps (default: per --size)"
+    )
+    p.add_argument(
+        "--dtype", choices=("float32", "float64"), default="float64", help="MACE training precision"
+    )
+    p.add_argument(
+        "--max-train",
+        type=int,
+        default=None,
+        help="MACE: use at most N training frames (valid/test stay 10%% each of all frames)",
+    )
+    p.add_argument(
+        "--dp-env",
+        type=Path,
+        default=None,
+        help="virtual env with deepmd-kit (default: the cached env of `ionmd env deepmd`)",
+    )
+    p.set_defaults(func=_fit)
+
+    p = subparsers.add_parser(
+        "env", help="create (once) the cached DeePMD-kit environment and print its path"
+    )
+    p.add_argument("which", choices=("deepmd",))
+    p.add_argument(
+        "--path",
+        type=Path,
+        default=None,
+        help="where to create it (default: ~/.cache/ionmd/envs/deepmd-3.2.0)",
+    )
+    p.set_defaults(func=_env)

@@ -1,0 +1,242 @@
+"""``ionmd export``: turn a trained model into the TorchScript file ``pair_style mlip/torch`` loads.
+
+MACE checkpoints (``.model``, a pickled mace-torch module) are wrapped in
+mace-torch's LAMMPS interface (``forward(data, local_or_ghost, compute_virials)``
+with ``r_max``, ``num_interactions`` and ``atomic_numbers`` buffers), compiled to
+TorchScript, and saved with an ``ionmd.json`` extra file that records the
+metadata (species, cutoff in Angstrom, layers, dtype). DeePMD-kit frozen models
+(``.pth``) are checked and copied; DeePMD-kit checkpoints (``.pt``) are frozen
+first, in deepmd-kit's own environment.
+
+Before anything is written, the exported model is evaluated on a periodic test
+structure and compared with the original model; a mismatch refuses the export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ionmd import __version__
+from ionmd.errors import InputError, IonmdError
+
+DTYPES = ("float32", "float64")
+# Agreement demanded between exported and original model on the test structure.
+TOLERANCE = {
+    "float64": {"energy_eV_per_atom": 1e-10, "force_eV_A": 1e-9},
+    "float32": {"energy_eV_per_atom": 1e-4, "force_eV_A": 1e-3},
+}
+
+
+@dataclass
+class ExportResult:
+    """What was exported and how well it agrees with the original model."""
+
+    source: str
+    output: str
+    family: str
+    species: list[str]
+    cutoff_A: float
+    num_layers: int
+    dtype: str
+    n_test_atoms: int
+    max_energy_error_eV_per_atom: float
+    max_force_error_eV_A: float
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def _import_mace():
+    # mace must be imported before e3nn: it relaxes torch's weights-only loading.
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    try:
+        import mace  # noqa: F401
+        from mace.calculators import LAMMPS_MACE
+        from mace.data.neighborhood import get_neighborhood
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise IonmdError("exporting a MACE model needs mace-torch: pip install mace-torch") from exc
+    return LAMMPS_MACE, get_neighborhood
+
+
+def test_structure(symbols: list[str], spacing_A: float = 2.0, seed: int = 0):
+    """A small periodic, slightly triclinic cell holding every species, rattled (ASE Atoms)."""
+    from ase import Atoms
+
+    rng = np.random.default_rng(seed)
+    grid = np.array([[i, j, k] for i in range(3) for j in range(3) for k in range(2)], float)
+    cell = np.diag([3, 3, 2]) * spacing_A + np.array([[0, 0, 0], [0.3, 0, 0], [0.2, -0.25, 0]])
+    positions = grid @ (cell / np.array([3, 3, 2])[:, None]) + rng.normal(0, 0.08, grid.shape)
+    names = [symbols[i % len(symbols)] for i in range(len(grid))]
+    return Atoms(names, positions=positions, cell=cell, pbc=True)
+
+
+def mace_graph(atoms, r_max: float, atomic_numbers: list[int], dtype, get_neighborhood):
+    """The data dictionary mace-torch models take, for a periodic ASE structure."""
+    import torch
+
+    edge_index, shifts, unit_shifts, cell = get_neighborhood(
+        positions=atoms.positions, cutoff=r_max, pbc=(True, True, True), cell=np.array(atoms.cell)
+    )
+    index = {z: k for k, z in enumerate(atomic_numbers)}
+    species = torch.tensor([index[z] for z in atoms.numbers])
+    n = len(atoms)
+    return {
+        "positions": torch.tensor(atoms.positions, dtype=dtype),
+        "cell": torch.tensor(cell, dtype=dtype),
+        "edge_index": torch.tensor(edge_index, dtype=torch.long),
+        "shifts": torch.tensor(shifts, dtype=dtype),
+        "unit_shifts": torch.tensor(unit_shifts, dtype=dtype),
+        "node_attrs": torch.nn.functional.one_hot(species, len(atomic_numbers)).to(dtype),
+        "batch": torch.zeros(n, dtype=torch.long),
+        "ptr": torch.tensor([0, n], dtype=torch.long),
+        "weight": torch.ones(1, dtype=dtype),
+        "head": torch.zeros(1, dtype=torch.long),
+    }
+
+
+def _load_mace(path: Path):
+    import torch
+
+    _import_mace()
+    try:
+        model = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise InputError(f"{path}: not a loadable mace-torch model ({exc})") from exc
+    for attr in ("r_max", "atomic_numbers", "num_interactions"):
+        if not hasattr(model, attr):
+            raise InputError(f"{path}: not a MACE model (it has no '{attr}')")
+    return model
+
+
+def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 0) -> ExportResult:
+    """Export a mace-torch ``.model`` for ``pair_style mlip/torch``; verify before writing.
+
+    Parameters
+    ----------
+    src, out
+        Checkpoint to read and TorchScript file to write.
+    dtype
+        ``"float64"`` (exact) or ``"float32"`` (faster on CPUs, ~1e-6 eV/Å force error).
+    check_seed
+        Seed of the rattled test structure used for verification.
+    """
+    import copy
+
+    import torch
+    from ase.data import chemical_symbols
+    from e3nn.util import jit
+
+    lammps_mace, get_neighborhood = _import_mace()
+    original = _load_mace(src).to(torch.float64)
+    tdtype = torch.float32 if dtype == "float32" else torch.float64
+    model = copy.deepcopy(original).to(tdtype)
+    scripted = jit.compile(lammps_mace(model))
+
+    z = [int(v) for v in original.atomic_numbers]
+    symbols = [chemical_symbols[v] for v in z]
+    r_max = float(original.r_max)
+    layers = int(original.num_interactions)
+    meta = {
+        "family": "mace",
+        "species": symbols,
+        "atomic_numbers": z,
+        "cutoff_A": r_max,
+        "num_layers": layers,
+        "dtype": dtype,
+        "exported_by": f"ionmd {__version__}",
+        "source": str(src),
+    }
+
+    # Verification: exported module (reloaded from disk) against the original, eager.
+    atoms = test_structure(symbols, spacing_A=min(2.2, 0.55 * r_max), seed=check_seed)
+    ref_data = mace_graph(atoms, r_max, z, torch.float64, get_neighborhood)
+    ref = original(dict(ref_data), training=False, compute_force=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_file = Path(tmp) / "model.pt"
+        torch.jit.save(scripted, str(tmp_file), _extra_files={"ionmd.json": json.dumps(meta)})
+        loaded = torch.jit.load(str(tmp_file))
+        data = mace_graph(atoms, r_max, z, tdtype, get_neighborhood)
+        local = torch.ones(len(atoms), dtype=tdtype)
+        got = loaded(data, local, False)
+        de = abs(float(got["total_energy_local"].sum()) - float(ref["energy"].sum())) / len(atoms)
+        df = float((got["forces"].double() - ref["forces"].detach()).abs().max())
+        tol = TOLERANCE[dtype]
+        if not (de <= tol["energy_eV_per_atom"] and df <= tol["force_eV_A"]):
+            raise IonmdError(
+                f"export of {src} refused: the exported {dtype} model differs from the original "
+                f"by {de:.3e} eV/atom and {df:.3e} eV/Å (allowed {tol['energy_eV_per_atom']:.0e}, "
+                f"{tol['force_eV_A']:.0e}); nothing was written to {out}"
+            )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tmp_file, out)
+    return ExportResult(str(src), str(out), "mace", symbols, r_max, layers, dtype, len(atoms), de, df)
+
+
+def export_deepmd(src: Path, out: Path, dp_env: str | None = None) -> ExportResult:
+    """Copy a frozen DeePMD ``.pth`` (checked to load) or freeze a ``.pt`` checkpoint first."""
+    import torch
+
+    from ionmd.plugin import deepmd_stubs_path
+
+    if src.suffix == ".pt":
+        from ionmd.models.dpenv import resolve_env, run_in_env
+
+        env = resolve_env(dp_env)
+        frozen = out.with_suffix(".pth")
+        run_in_env(env, ["dp", "--pt", "freeze", "-c", str(src), "-o", str(frozen.resolve())])
+        src = frozen
+    stubs = deepmd_stubs_path()
+    if stubs is not None and not hasattr(torch.ops.deepmd, "tabulate_fusion_se_a"):
+        torch.ops.load_library(str(stubs))
+    try:
+        module = torch.jit.load(str(src), map_location="cpu")
+    except Exception as exc:
+        raise InputError(f"{src}: not a loadable DeePMD-kit frozen model ({str(exc).strip()})") from exc
+    if not hasattr(module, "forward_lower"):
+        raise InputError(f"{src}: TorchScript without forward_lower, not a DeePMD-kit model")
+    if src.resolve() != out.resolve():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, out)
+    species = list(module.get_type_map())
+    return ExportResult(str(src), str(out), "deepmd", species, float(module.get_rcut()), 1,
+                        "model", 0, 0.0, 0.0)
+
+
+def export_model(src: str | Path, out: str | Path, dtype: str = "float64",
+                 dp_env: str | None = None) -> ExportResult:
+    """Export ``src`` (MACE ``.model``, DeePMD ``.pth`` or ``.pt``) to ``out`` for the plugin."""
+    src, out = Path(src), Path(out)
+    if not src.is_file():
+        raise InputError(f"model file {src} does not exist")
+    if dtype not in DTYPES:
+        raise InputError(f"--dtype must be one of {DTYPES}, not {dtype!r}")
+    kind = _checkpoint_kind(src)
+    if kind == "deepmd":
+        return export_deepmd(src, out, dp_env)
+    return export_mace(src, out, dtype)
+
+
+def _checkpoint_kind(path: Path) -> str:
+    """``"deepmd"`` for a frozen ``.pth`` or a DeePMD-kit training checkpoint, else ``"mace"``."""
+    if path.suffix == ".pth":
+        return "deepmd"
+    if path.suffix != ".pt":
+        return "mace"
+    import torch
+
+    _import_mace()
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:
+        return "deepmd"  # a TorchScript archive: checked by export_deepmd
+    if isinstance(obj, dict) and "model" in obj:
+        return "deepmd"
+    return "mace"

@@ -1,0 +1,554 @@
+"""Fit MACE (``mace_run_train``) or DeePMD (``dp --pt train``) models to labelled frames.
+
+Both wrappers share one flow:
+
+1. read the labelled extended XYZ (``ionmd label`` output: ASE ``energy``/``forces``);
+2. split it at random (seeded) into train / validation / test sets;
+3. train ``committee`` members with seeds ``seed, seed+1, ...``;
+4. evaluate every member on the held-out test split, independently of the
+   trainer's own logs, and write ``fit.json`` (:class:`FitResult`).
+
+E0s (MACE): the labeller's isolated-atom energies from ``DATA.e0.json`` when
+present (``ionmd label`` writes it); else, if the frames have enough distinct
+compositions to solve for them, mace's least-squares ``average``; else fixed
+E0s of 0 eV per element (the ``ScaleShiftMACE`` shift then absorbs the cohesive
+energy). The choice is recorded in ``fit.json``.
+DeePMD fits its own per-type energy bias and needs no E0s.
+
+DeePMD runs in a separate environment (see :mod:`ionmd.models.dpenv`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers
+from ase.io import write
+
+from ionmd.errors import InputError, IonmdError
+from ionmd.models.deepmd_data import write_deepmd_systems
+from ionmd.models.label import load_e0, read_frames
+
+# Small-data defaults. MACE: the scalar-feature models are the fast ones on a CPU.
+MACE_SIZES: dict[str, dict[str, str]] = {
+    "tiny": {
+        "hidden_irreps": "8x0e",
+        "r_max": "4.0",
+        "max_ell": "1",
+        "correlation": "2",
+        "num_radial_basis": "6",
+        "radial_MLP": "[16, 16]",
+        "MLP_irreps": "8x0e",
+        "max_num_epochs": "2",
+    },
+    "small": {
+        "hidden_irreps": "16x0e",
+        "r_max": "4.0",
+        "max_ell": "2",
+        "correlation": "2",
+        "num_radial_basis": "8",
+        "radial_MLP": "[32, 32]",
+        "MLP_irreps": "16x0e",
+        "max_num_epochs": "200",
+    },
+    "medium": {
+        "hidden_irreps": "32x0e+32x1o",
+        "r_max": "5.0",
+        "max_ell": "3",
+        "correlation": "3",
+        "num_radial_basis": "8",
+        "radial_MLP": "[64, 64, 64]",
+        "MLP_irreps": "16x0e",
+        "max_num_epochs": "300",
+    },
+}
+DEEPMD_SIZES: dict[str, dict] = {
+    "tiny": {
+        "neuron": [4, 8],
+        "axis_neuron": 4,
+        "fitting": [8, 8],
+        "rcut": 5.0,
+        "sel": [40, 40],
+        "steps": 200,
+    },
+    "small": {
+        "neuron": [16, 32],
+        "axis_neuron": 8,
+        "fitting": [32, 32, 32],
+        "rcut": 5.0,
+        "sel": [40, 40],
+        "steps": 20000,
+    },
+    "medium": {
+        "neuron": [25, 50, 100],
+        "axis_neuron": 16,
+        "fitting": [240, 240, 240],
+        "rcut": 6.0,
+        "sel": [64, 64],
+        "steps": 200000,
+    },
+}
+
+
+@dataclass
+class MemberResult:
+    """One committee member: its model files and held-out test errors."""
+
+    seed: int
+    model: str
+    deployable: str
+    test_energy_rmse_meV_atom: float
+    test_force_rmse_meV_A: float
+
+
+@dataclass
+class FitResult:
+    """Outcome of ``ionmd fit`` (written as ``fit.json`` in the output directory).
+
+    The headline errors are those of member 0 on the held-out test split:
+    energy RMSE per atom (meV/atom) and force-component RMSE (meV/Å).
+    """
+
+    family: str
+    data: str
+    out_dir: str
+    size: str
+    n_train: int
+    n_valid: int
+    n_test: int
+    species: list[str]
+    e0_eV: dict[str, float]
+    e0_source: str
+    test_energy_rmse_meV_atom: float
+    test_force_rmse_meV_A: float
+    wall_s: float
+    members: list[MemberResult] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        """Return the result as a JSON string."""
+        return json.dumps(asdict(self), indent=2)
+
+
+def load_labelled(path: Path | str) -> list[Atoms]:
+    """Read labelled frames; refuse frames without energy or forces, naming them."""
+    frames = read_frames(path)
+    for i, atoms in enumerate(frames):
+        res = atoms.calc.results if atoms.calc is not None else {}
+        missing = [k for k in ("energy", "forces") if k not in res]
+        if missing:
+            raise InputError(
+                f"{path}: frame {i} has no {' or '.join(missing)} label (run `ionmd label` first)"
+            )
+    return frames
+
+
+def split_indices(
+    n: int, valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return shuffled (train, valid, test) index arrays; valid and test get at least one frame each.
+
+    Raises
+    ------
+    InputError
+        If fewer than 3 frames are given.
+    """
+    if n < 3:
+        raise InputError(f"need at least 3 labelled frames to split into train/valid/test, got {n}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, round(test_fraction * n))
+    n_valid = max(1, round(valid_fraction * n))
+    return order[n_test + n_valid :], order[n_test : n_test + n_valid], order[:n_test]
+
+
+def rmse_metrics(
+    ref_E: Sequence[float],
+    pred_E: Sequence[float],
+    natoms: Sequence[int],
+    ref_F: np.ndarray,
+    pred_F: np.ndarray,
+) -> tuple[float, float]:
+    """Return (energy RMSE in meV/atom, force-component RMSE in meV/Å)."""
+    n = np.asarray(natoms, dtype=float)
+    de = (np.asarray(pred_E) - np.asarray(ref_E)) / n
+    df = np.asarray(pred_F) - np.asarray(ref_F)
+    return float(1000.0 * np.sqrt(np.mean(de**2))), float(1000.0 * np.sqrt(np.mean(df**2)))
+
+
+def _species(frames: Sequence[Atoms]) -> list[str]:
+    return sorted(
+        {s for a in frames for s in a.get_chemical_symbols()}, key=lambda s: atomic_numbers[s]
+    )
+
+
+def _choose_e0(
+    data: Path, frames: Sequence[Atoms], species: list[str]
+) -> tuple[dict[str, float], str]:
+    e0 = load_e0(data)
+    if all(s in e0 for s in species):
+        return {s: e0[s] for s in species}, "labeller isolated atoms"
+    comp = np.array([[a.get_chemical_symbols().count(s) for s in species] for a in frames])
+    if np.linalg.matrix_rank(comp) == len(species):
+        return {}, "average"
+    return {s: 0.0 for s in species}, "fixed 0 eV (no isolated-atom energies, single composition)"
+
+
+def _mace_xyz(frames: Sequence[Atoms], path: Path) -> None:
+    out = []
+    for atoms in frames:
+        a = Atoms(
+            atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
+        )
+        a.info["REF_energy"] = float(atoms.calc.results["energy"])
+        a.arrays["REF_forces"] = np.asarray(atoms.calc.results["forces"], dtype=float)
+        out.append(a)
+    write(path, out, format="extxyz")
+
+
+def _mace_predict(
+    model: Path, frames: Sequence[Atoms], dtype: str
+) -> tuple[list[float], np.ndarray]:
+    from mace.calculators import MACECalculator
+
+    calc = MACECalculator(model_paths=str(model), device="cpu", default_dtype=dtype)
+    energies, forces = [], []
+    for atoms in frames:
+        a = atoms.copy()
+        a.calc = calc
+        energies.append(float(a.get_potential_energy()))
+        forces.append(np.asarray(a.get_forces()))
+    return energies, np.concatenate(forces)
+
+
+def fit_mace(
+    data: Path | str,
+    out_dir: Path | str,
+    *,
+    size: str = "small",
+    foundation: Path | str | None = None,
+    committee: int = 1,
+    seed: int = 0,
+    epochs: int | None = None,
+    dtype: str = "float64",
+    batch_size: int = 5,
+    n_train: int | None = None,
+    extra_args: Sequence[str] = (),
+) -> FitResult:
+    """Fit a MACE model (or a committee) with ``mace_run_train``.
+
+    Parameters
+    ----------
+    data
+        Labelled extended XYZ (energies in eV, forces in eV/Å).
+    out_dir
+        Output directory; member *k* trains in ``out_dir/member{k}`` and its
+        model is ``out_dir/member{k}/mace.model`` (mace checkpoint).
+    size
+        ``tiny``, ``small`` or ``medium`` (see ``MACE_SIZES``); ignored for the
+        architecture when ``foundation`` is given.
+    foundation
+        A mace-torch checkpoint to fine-tune from (mace's ``--foundation_model``).
+    committee
+        Number of members (seeds ``seed .. seed+committee-1``).
+    epochs
+        Override the size's default number of epochs.
+    dtype
+        ``float32`` or ``float64`` training precision.
+    n_train
+        Use at most this many training frames (validation and test splits are
+        fractions of all frames, so more data gives a larger test set).
+    """
+    t0 = time.time()
+    data = Path(data)
+    out = Path(out_dir).resolve()
+    if size not in MACE_SIZES:
+        raise InputError(f"--size {size!r}: choose one of {', '.join(MACE_SIZES)}")
+    if foundation is not None and not Path(foundation).is_file():
+        raise InputError(f"--foundation {foundation}: no such file")
+    if shutil.which("mace_run_train") is None:
+        raise IonmdError("mace_run_train not found on PATH; `pip install mace-torch`")
+    frames = load_labelled(data)
+    species = _species(frames)
+    tr, va, te = split_indices(len(frames), seed=seed)
+    tr = tr[:n_train] if n_train is not None else tr
+    out.mkdir(parents=True, exist_ok=True)
+    for name, idx in (("train", tr), ("valid", va), ("test", te)):
+        _mace_xyz([frames[i] for i in idx], out / f"{name}.xyz")
+    (out / "split.json").write_text(
+        json.dumps({"train": tr.tolist(), "valid": va.tolist(), "test": te.tolist()})
+    )
+    e0, e0_source = _choose_e0(data, frames, species)
+    e0_arg = (
+        "average" if e0_source == "average" else str({atomic_numbers[s]: v for s, v in e0.items()})
+    )
+    opts = dict(MACE_SIZES[size])
+    if epochs is not None:
+        opts["max_num_epochs"] = str(epochs)
+    test = [frames[i] for i in te]
+    members = []
+    for k in range(committee):
+        wd = out / f"member{k}"
+        cmd = [
+            "mace_run_train",
+            "--name",
+            "mace",
+            "--work_dir",
+            str(wd),
+            "--seed",
+            str(seed + k),
+            "--train_file",
+            str(out / "train.xyz"),
+            "--valid_file",
+            str(out / "valid.xyz"),
+            "--energy_key",
+            "REF_energy",
+            "--forces_key",
+            "REF_forces",
+            "--E0s",
+            e0_arg,
+            "--model",
+            "ScaleShiftMACE",
+            "--loss",
+            "weighted",
+            "--energy_weight",
+            "1.0",
+            "--forces_weight",
+            "100.0",
+            "--batch_size",
+            str(batch_size),
+            "--valid_batch_size",
+            str(batch_size),
+            "--lr",
+            "0.01",
+            "--ema",
+            "--ema_decay",
+            "0.99",
+            "--default_dtype",
+            dtype,
+            "--device",
+            "cpu",
+            "--scaling",
+            "rms_forces_scaling",
+            "--save_cpu",
+            "--eval_interval",
+            "1",
+        ]
+        if foundation is not None:
+            cmd += [
+                "--foundation_model",
+                str(foundation),
+                "--multiheads_finetuning",
+                "False",
+                "--max_num_epochs",
+                opts["max_num_epochs"],
+            ]
+        else:
+            for key, val in opts.items():
+                cmd += [f"--{key}", val]
+        cmd += list(extra_args)
+        wd.mkdir(parents=True, exist_ok=True)
+        with open(wd / "train.log", "w") as log:
+            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=wd)
+        model = wd / "mace.model"
+        if proc.returncode != 0 or not model.exists():
+            raise IonmdError(
+                f"mace_run_train failed (exit {proc.returncode}); see {wd / 'train.log'}"
+            )
+        pred_E, pred_F = _mace_predict(model, test, dtype)
+        ermse, frmse = rmse_metrics(
+            [a.calc.results["energy"] for a in test],
+            pred_E,
+            [len(a) for a in test],
+            np.concatenate([a.calc.results["forces"] for a in test]),
+            pred_F,
+        )
+        members.append(MemberResult(seed + k, str(model), str(model), ermse, frmse))
+    result = FitResult(
+        "mace",
+        str(data),
+        str(out),
+        size,
+        len(tr),
+        len(va),
+        len(te),
+        species,
+        e0,
+        e0_source,
+        members[0].test_energy_rmse_meV_atom,
+        members[0].test_force_rmse_meV_A,
+        time.time() - t0,
+        members,
+    )
+    (out / "fit.json").write_text(result.to_json() + "\n")
+    return result
+
+
+def deepmd_input(
+    type_map: Sequence[str], size: str = "small", steps: int | None = None, seed: int = 0
+) -> dict:
+    """Return a ``dp --pt train`` input dict for an se_e2_a model (float64)."""
+    if size not in DEEPMD_SIZES:
+        raise InputError(f"--size {size!r}: choose one of {', '.join(DEEPMD_SIZES)}")
+    s = DEEPMD_SIZES[size]
+    nsteps = int(steps if steps is not None else s["steps"])
+    sel = list(s["sel"][:1]) * len(type_map)
+    return {
+        "model": {
+            "type_map": list(type_map),
+            "descriptor": {
+                "type": "se_e2_a",
+                "sel": sel,
+                "rcut_smth": 0.5,
+                "rcut": s["rcut"],
+                "neuron": s["neuron"],
+                "axis_neuron": s["axis_neuron"],
+                "resnet_dt": False,
+                "precision": "float64",
+                "seed": seed,
+            },
+            "fitting_net": {
+                "neuron": s["fitting"],
+                "resnet_dt": True,
+                "precision": "float64",
+                "seed": seed,
+            },
+        },
+        "learning_rate": {
+            "type": "exp",
+            "decay_steps": max(1, nsteps // 100),
+            "start_lr": 0.002,
+            "stop_lr": 3.5e-6 if nsteps > 1000 else 1e-4,
+        },
+        "loss": {
+            "type": "ener",
+            "start_pref_e": 0.02,
+            "limit_pref_e": 1,
+            "start_pref_f": 1000,
+            "limit_pref_f": 1,
+            "start_pref_v": 0,
+            "limit_pref_v": 0,
+        },
+        "training": {
+            "training_data": {"systems": "train", "batch_size": "auto"},
+            "validation_data": {"systems": "valid", "batch_size": 1},
+            "numb_steps": nsteps,
+            "seed": seed,
+            "disp_file": "lcurve.out",
+            "disp_freq": max(1, min(1000, nsteps // 10)),
+            "save_freq": max(1, min(10000, nsteps)),
+        },
+    }
+
+
+def _dp_test(env: Path, model: Path, systems: Path, wd: Path) -> tuple[float, float]:
+    from ionmd.models.dpenv import run_in_env
+
+    prefix = wd / "test"
+    run_in_env(
+        env,
+        ["dp", "--pt", "test", "-m", str(model), "-s", str(systems), "-d", str(prefix)],
+        cwd=wd,
+        log=wd / "test.log",
+    )
+    e_files = sorted(wd.glob("test*.e_peratom.out"))
+    f_files = sorted(wd.glob("test*.f.out"))
+    if not e_files or not f_files:
+        raise IonmdError(f"`dp test` wrote no detail files in {wd}; see {wd / 'test.log'}")
+    e = np.concatenate([np.atleast_2d(np.loadtxt(p)) for p in e_files])
+    f = np.concatenate([np.atleast_2d(np.loadtxt(p)) for p in f_files])
+    return (
+        float(1000.0 * np.sqrt(np.mean((e[:, 1] - e[:, 0]) ** 2))),
+        float(1000.0 * np.sqrt(np.mean((f[:, 3:6] - f[:, 0:3]) ** 2))),
+    )
+
+
+def fit_deepmd(
+    data: Path | str,
+    out_dir: Path | str,
+    *,
+    size: str = "small",
+    committee: int = 1,
+    seed: int = 0,
+    steps: int | None = None,
+    dp_env: Path | str | None = None,
+    type_map: Sequence[str] | None = None,
+) -> FitResult:
+    """Fit a DeePMD se_e2_a model (or a committee) with ``dp --pt train`` in the DeePMD env.
+
+    Member *k* trains in ``out_dir/member{k}``; its checkpoint is
+    ``model.ckpt.pt`` and the frozen model ``frozen.pth`` (``dp --pt freeze``,
+    ready for ``pair_style mlip/torch``).
+
+    Parameters
+    ----------
+    dp_env
+        A virtual env whose python imports ``deepmd.pt``; default: the cached
+        env of ``ionmd env deepmd`` (created on first use).
+    steps
+        Override the size's default number of training steps.
+    type_map
+        Element order of the model; default: the frames' elements by atomic number.
+    """
+    from ionmd.models.dpenv import resolve_env, run_in_env
+
+    t0 = time.time()
+    data = Path(data)
+    out = Path(out_dir).resolve()
+    frames = load_labelled(data)
+    species = list(type_map) if type_map else _species(frames)
+    env = resolve_env(dp_env)
+    tr, va, te = split_indices(len(frames), seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, idx in (("train", tr), ("valid", va), ("test", te)):
+        if (out / name).exists():
+            shutil.rmtree(out / name)
+        write_deepmd_systems([frames[i] for i in idx], out / name, species, source=str(data))
+    (out / "split.json").write_text(
+        json.dumps({"train": tr.tolist(), "valid": va.tolist(), "test": te.tolist()})
+    )
+    members = []
+    for k in range(committee):
+        wd = out / f"member{k}"
+        wd.mkdir(parents=True, exist_ok=True)
+        for name in ("train", "valid"):
+            link = wd / name
+            if not link.exists():
+                link.symlink_to(Path("..") / name)
+        (wd / "input.json").write_text(
+            json.dumps(deepmd_input(species, size, steps, seed + k), indent=2)
+        )
+        run_in_env(env, ["dp", "--pt", "train", "input.json"], cwd=wd, log=wd / "train.log")
+        frozen = wd / "frozen.pth"
+        run_in_env(
+            env,
+            ["dp", "--pt", "freeze", "-c", ".", "-o", str(frozen)],
+            cwd=wd,
+            log=wd / "freeze.log",
+        )
+        ermse, frmse = _dp_test(env, frozen, out / "test", wd)
+        members.append(MemberResult(seed + k, str(wd / "model.ckpt.pt"), str(frozen), ermse, frmse))
+    result = FitResult(
+        "deepmd",
+        str(data),
+        str(out),
+        size,
+        len(tr),
+        len(va),
+        len(te),
+        species,
+        {},
+        "not used (DeePMD fits per-type energy biases)",
+        members[0].test_energy_rmse_meV_atom,
+        members[0].test_force_rmse_meV_A,
+        time.time() - t0,
+        members,
+    )
+    (out / "fit.json").write_text(result.to_json() + "\n")
+    return result

@@ -1,0 +1,191 @@
+"""Tests of ``ionmd fit`` (ionmd.models.fit) and the DeePMD data writer.
+
+The MACE test always runs (a tiny model, one epoch). The DeePMD training test
+runs only when the cached DeePMD env of ``ionmd env deepmd`` exists.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+
+from ionmd.errors import InputError
+from ionmd.models.deepmd_data import write_deepmd_systems
+from ionmd.models.dpenv import default_env_path, is_deepmd_env
+from ionmd.models.fit import fit_deepmd, fit_mace, load_labelled, rmse_metrics, split_indices
+from ionmd.models.label import label_frames
+
+
+@pytest.fixture(scope="module")
+def cu_labelled(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cu")
+    frames = []
+    for i in range(12):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms.rattle(0.08, seed=i)
+        atoms.set_cell(atoms.cell * (1.0 + 0.01 * (i % 3 - 1)), scale_atoms=True)
+        frames.append(atoms)
+    write(tmp / "cu.extxyz", frames)
+    label_frames(tmp / "cu.extxyz", tmp / "cu_lab.extxyz", "emt")
+    return tmp / "cu_lab.extxyz"
+
+
+def test_split_indices_partition_and_seed():
+    tr, va, te = split_indices(50, 0.1, 0.2, seed=3)
+    assert (len(tr), len(va), len(te)) == (35, 5, 10)
+    assert sorted(np.concatenate([tr, va, te]).tolist()) == list(range(50))
+    assert np.array_equal(te, split_indices(50, 0.1, 0.2, seed=3)[2])
+    assert not np.array_equal(te, split_indices(50, 0.1, 0.2, seed=4)[2])
+    with pytest.raises(InputError, match="at least 3"):
+        split_indices(2)
+
+
+def test_rmse_metrics_known_answer():
+    # Energies off by +2 eV on 4 atoms and -2 eV on 4 atoms: 0.5 eV/atom RMSE.
+    # Force components off by 0.03 eV/Å everywhere: 30 meV/Å.
+    ref_F = np.zeros((8, 3))
+    e, f = rmse_metrics([1.0, 1.0], [3.0, -1.0], [4, 4], ref_F, ref_F + 0.03)
+    assert e == pytest.approx(500.0)
+    assert f == pytest.approx(30.0)
+
+
+def test_fit_mace_tiny_reports_heldout_errors(cu_labelled, tmp_path):
+    result = fit_mace(cu_labelled, tmp_path / "fit", size="tiny", epochs=1, seed=1, committee=2)
+    assert (result.n_train, result.n_valid, result.n_test) == (10, 1, 1)
+    assert result.e0_source == "labeller isolated atoms"
+    assert result.e0_eV["Cu"] == pytest.approx(
+        json.loads((cu_labelled.parent / "cu_lab.extxyz.e0.json").read_text())["e0_eV"]["Cu"]
+    )
+    saved = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert saved["test_force_rmse_meV_A"] == pytest.approx(result.test_force_rmse_meV_A)
+    # Recompute the held-out force RMSE independently from the trained checkpoint.
+    from mace.calculators import MACECalculator
+
+    test = read(tmp_path / "fit" / "test.xyz", ":")
+    calc = MACECalculator(
+        model_paths=result.members[0].model, device="cpu", default_dtype="float64"
+    )
+    df, ref_forces = [], []
+    for atoms in test:
+        ref = atoms.arrays["REF_forces"]
+        atoms.calc = calc
+        df.append(atoms.get_forces() - ref)
+        ref_forces.append(ref)
+    assert result.test_force_rmse_meV_A == pytest.approx(
+        1000 * np.sqrt(np.mean(np.concatenate(df) ** 2)), rel=1e-6
+    )
+    assert np.isfinite(result.test_energy_rmse_meV_atom)
+    # The committee: two members with different seeds give different models.
+    assert [m.seed for m in result.members] == [1, 2]
+    assert result.members[1].test_force_rmse_meV_A != result.members[0].test_force_rmse_meV_A
+
+
+def test_fit_errors_name_the_problem(cu_labelled, tmp_path):
+    with pytest.raises(InputError, match="missing.extxyz: no such file"):
+        fit_mace(tmp_path / "missing.extxyz", tmp_path / "o")
+    unlabelled = tmp_path / "raw.extxyz"
+    write(unlabelled, [bulk("Cu", "fcc", a=3.6, cubic=True)] * 3)
+    with pytest.raises(InputError, match="frame 0 has no energy or forces label"):
+        load_labelled(unlabelled)
+    with pytest.raises(InputError, match="--size 'huge'"):
+        fit_mace(cu_labelled, tmp_path / "o", size="huge")
+    with pytest.raises(InputError, match="--foundation .*nofoundation.model: no such file"):
+        fit_mace(cu_labelled, tmp_path / "o", foundation=tmp_path / "nofoundation.model")
+    with pytest.raises(InputError, match="--dp-env .*: no python there can `import deepmd.pt`"):
+        fit_deepmd(cu_labelled, tmp_path / "o", dp_env=tmp_path)
+
+
+def test_write_deepmd_systems_groups_and_units(tmp_path):
+    frames = []
+    for i, n in enumerate((1, 1, 2)):
+        atoms = bulk("LiF", "rocksalt", a=4.03, cubic=True).repeat((n, 1, 1))
+        atoms.rattle(0.02, seed=i)
+        stress = np.array([0.01, 0.02, 0.03, 0.004, 0.005, 0.006])  # eV/Å^3, Voigt
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=-1.5 * len(atoms), forces=np.ones((len(atoms), 3)) * i, stress=stress
+        )
+        frames.append(atoms)
+    systems = write_deepmd_systems(frames, tmp_path / "dp", ["Li", "F"])
+    assert len(systems) == 2  # 8-atom and 16-atom cells
+    s0 = systems[0] / "set.000"
+    assert np.load(s0 / "coord.npy").shape == (2, 24)
+    np.testing.assert_allclose(np.load(s0 / "energy.npy"), [-12.0, -12.0])
+    virial = np.load(s0 / "virial.npy")[0].reshape(3, 3)
+    vol = frames[0].get_volume()
+    # virial = -stress * volume, symmetric, with xy in [0, 1].
+    assert virial[0, 0] == pytest.approx(-0.01 * vol) and virial[0, 1] == pytest.approx(
+        -0.006 * vol
+    )
+    assert (systems[0] / "type.raw").read_text().split() == ["0", "1"] * 4
+    with pytest.raises(InputError, match="frame 0 has element\\(s\\) F not in type_map"):
+        write_deepmd_systems(frames, tmp_path / "dp2", ["Li"])
+
+
+@pytest.mark.skipif(
+    not is_deepmd_env(default_env_path()), reason="no DeePMD env (run `ionmd env deepmd`)"
+)
+def test_fit_deepmd_tiny(tmp_path):
+    from ionmd.models.sampling import SamplingPlan, sample_lif_frames
+
+    plan = SamplingPlan(kinds={"interstitial": 1.0}, frames_per_run=6, stride=50, equil=100)
+    frames = sample_lif_frames(12, plan, seed=5, perturb=False)
+    for atoms in frames:
+        atoms.calc = SinglePointCalculator(
+            atoms, energy=atoms.info["classical_energy"], forces=atoms.arrays["classical_forces"]
+        )
+    write(tmp_path / "lif.extxyz", frames)
+    result = fit_deepmd(tmp_path / "lif.extxyz", tmp_path / "dp", size="tiny", steps=20)
+    assert result.family == "deepmd" and result.species == ["Li", "F"]
+    assert (tmp_path / "dp" / "member0" / "frozen.pth").stat().st_size > 10_000
+    # Force RMSE of an (almost) untrained model is of the order of the force scale, and finite.
+    scale = 1000 * np.sqrt(
+        np.mean(np.concatenate([a.arrays["classical_forces"] for a in frames]) ** 2)
+    )
+    assert 0.0 < result.test_force_rmse_meV_A < 5 * scale
+
+
+def test_emt_reference_is_deterministic():
+    """Sanity: the EMT labels used above are reproducible (the fit tests rely on it)."""
+    a = bulk("Cu", "fcc", a=3.6, cubic=True)
+    a.rattle(0.08, seed=0)
+    a.calc = EMT()
+    b = a.copy()
+    b.calc = EMT()
+    assert a.get_potential_energy() == b.get_potential_energy()
+
+
+def test_cli_fit_and_label_argument_errors(tmp_path):
+    import argparse
+
+    from ionmd.models.cli import register
+
+    parser = argparse.ArgumentParser(prog="ionmd")
+    register(parser.add_subparsers(dest="command"))
+    data = tmp_path / "d.extxyz"
+    for argv, message in (
+        (
+            ["fit", "mace", str(data), "-o", str(tmp_path / "o"), "--committee", "0"],
+            "--committee 0",
+        ),
+        (
+            ["fit", "mace", str(data), "-o", str(tmp_path / "o"), "--dp-env", str(tmp_path)],
+            "--dp-env applies",
+        ),
+        (
+            ["fit", "deepmd", str(data), "-o", str(tmp_path / "o"), "--foundation", "x.model"],
+            "--foundation applies",
+        ),
+        (
+            ["label", str(data), "-o", str(tmp_path / "l.extxyz"), "--calculator", "emt"],
+            "d.extxyz: no such file",
+        ),
+    ):
+        args = parser.parse_args(argv)
+        with pytest.raises(InputError, match=message):
+            args.func(args)
