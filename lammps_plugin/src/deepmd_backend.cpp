@@ -31,6 +31,10 @@ DeepmdBackend::DeepmdBackend(torch::jit::Module module, const std::string &path,
   if (has_method(module_, "has_message_passing"))
     info_.message_passing = module_.run_method("has_message_passing").toBool();
   info_.num_layers = 1;
+  // deepmd sorts the list by distance and splits it by type (format_nlist) only
+  // when it is wider than sum(sel); a narrower list is taken as already formatted.
+  // Always hand it a wider one, so the list is formatted the same on every rank.
+  if (has_method(module_, "get_nnei")) nnei_ = module_.run_method("get_nnei").toInt();
   for (const auto &name : {"get_dim_fparam", "get_dim_aparam"})
     if (has_method(module_, name) && module_.run_method(name).toInt() > 0)
       throw ModelError("'" + path + "' needs frame or atomic parameters (" + name +
@@ -48,7 +52,7 @@ Evaluation DeepmdBackend::evaluate(const AtomicSystem &s, const EvalRequest &req
   // Padded neighbor list: pairs arrive grouped by centre atom, in list order.
   auto pi = s.pair_i.narrow(0, 0, np), pj = s.pair_j.narrow(0, 0, np);
   auto counts = torch::bincount(pi, {}, nloc);
-  const int64_t width = std::max<int64_t>(1, np ? counts.max().item<int64_t>() : 1);
+  const int64_t width = std::max<int64_t>(nnei_ + 1, np ? counts.max().item<int64_t>() : 1);
   auto start = torch::cumsum(counts, 0) - counts;
   auto column = torch::arange(np, iopt) - start.index_select(0, pi);
   auto nlist = torch::full({nloc, width}, -1, iopt);

@@ -34,6 +34,7 @@ class DeepmdBackend : public ModelBackend {
  private:
   torch::jit::Module module_;
   torch::Device device_;
+  int64_t nnei_ = 0;    // sum(sel): neighbor slots of the descriptor
 };
 
 }    // namespace ionmd

@@ -133,7 +133,7 @@ void PairMLIPTorch::settings(int narg, char **arg)
     if (devi_fp_) fclose(devi_fp_);
     devi_fp_ = fopen(devi_path_.c_str(), "w");
     if (!devi_fp_) error->one(FLERR, "pair_style mlip/torch: cannot open deviation file '{}'", devi_path_);
-    fprintf(devi_fp_, "#%11s %14s %14s %14s %14s %14s %14s\n", "step", "max_devi_v", "min_devi_v",
+    fprintf(devi_fp_, "#%11s %18s %18s %18s %18s %18s %18s\n", "step", "max_devi_v", "min_devi_v",
             "avg_devi_v", "max_devi_f", "min_devi_f", "avg_devi_f");
     fflush(devi_fp_);
   }
@@ -424,7 +424,7 @@ void PairMLIPTorch::model_deviation(const ionmd::AtomicSystem &sys, const Evalua
   devi_f_max_ = maxes[0];
   pvector[0] = devi_f_max_;
   if (comm->me == 0 && devi_fp_) {
-    fprintf(devi_fp_, "%12ld %14.6e %14.6e %14.6e %14.6e %14.6e %14.6e\n",
+    fprintf(devi_fp_, "%12ld %18.10e %18.10e %18.10e %18.10e %18.10e %18.10e\n",
             static_cast<long>(update->ntimestep), vdev.max().item<double>(), vdev.min().item<double>(),
             vdev.mean().item<double>(), maxes[0], -maxes[1], sum_devi / natoms);
     fflush(devi_fp_);
