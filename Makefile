@@ -19,10 +19,10 @@ $(BIN)/ionmd: pyproject.toml CMakeLists.txt $(wildcard lammps_plugin/src/*) lamm
 install: $(BIN)/ionmd
 
 demo: install
-	$(BIN)/ionmd demo --out demo_out
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ionmd demo --out demo_out
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -p no:warnings tests
 
 lint: install
 	$(BIN)/ruff check python tests benchmarks

@@ -60,7 +60,7 @@ def write_data(atoms, path: Path, species: list[str]) -> None:
 
     lines += [f"{i + 1} {atomic_masses[atomic_numbers[s]]}" for i, s in enumerate(species)]
     lines += ["", "Atoms # atomic", ""]
-    for n, (sym, p) in enumerate(zip(atoms.get_chemical_symbols(), atoms.positions), start=1):
+    for n, (sym, p) in enumerate(zip(atoms.get_chemical_symbols(), atoms.positions, strict=True), start=1):
         lines.append(f"{n} {species.index(sym) + 1} {p[0]:.16e} {p[1]:.16e} {p[2]:.16e}")
     path.write_text("\n".join(lines) + "\n")
 

@@ -20,7 +20,6 @@ from ionmd.neb.parse import partition_energies_eV, read_coords_A, read_dump_posi
 from ionmd.neb.potential import Potential
 from ionmd.neb.relax import evaluate
 from ionmd.neb.workflow import run_neb
-from ionmd.plugin import plugin_path
 
 MODEL = Path(__file__).resolve().parents[1] / "inputs" / "models" / "lif_mace.pt"
 
@@ -56,10 +55,6 @@ def test_neb_partition_energies_eam(tmp_path):
     check_partition_energies(tmp_path, initial, pot, 3, tol_eV=1e-4)
 
 
-@pytest.mark.skipif(not MODEL.is_file(), reason=f"bundled model {MODEL} is absent")
-@pytest.mark.skipif(
-    plugin_path() is None, reason="ionmd LAMMPS plugin (pair_style mlip/torch) not built"
-)
 def test_lif_interstitial_neb_mlip_torch_three_partitions(tmp_path):
     from ionmd.neb.structures import lif_case
 

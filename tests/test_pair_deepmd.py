@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import DEEPMD_FIXTURES, lif_interstitial, lif_small, lif_triclinic
 from lammps_runner import EV_PER_A3_TO_BAR, lower_triangular, run_lammps
 

