@@ -166,7 +166,7 @@ def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 
         data = mace_graph(atoms, r_max, z, tdtype, get_neighborhood)
         local = torch.ones(len(atoms), dtype=tdtype)
         got = loaded(data, local, False)
-        de = abs(float(got["total_energy_local"].sum()) - float(ref["energy"].sum())) / len(atoms)
+        de = abs(float(got["total_energy_local"].detach().sum()) - float(ref["energy"].detach().sum())) / len(atoms)
         df = float((got["forces"].double() - ref["forces"].detach()).abs().max())
         tol = TOLERANCE[dtype]
         if not (de <= tol["energy_eV_per_atom"] and df <= tol["force_eV_A"]):
