@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,9 +108,6 @@ def test_committee_deviation_file(tmp_path, mace_float64):
 
 def test_committee_deviation_nonzero(tmp_path):
     """Different models disagree: the max force deviation equals the hand-computed one."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from test_pair_deepmd import reference
 
     atoms = lower_triangular(lif_interstitial())

@@ -107,7 +107,7 @@ void PairMLIPTorch::settings(int narg, char **arg)
 
   set_threads();
   device_ = pick_device(device);
-  reset_models();
+  models_.clear();
   for (const auto &p : paths) {
     try {
       models_.push_back(ionmd::load_model(p, device_));
@@ -137,11 +137,6 @@ void PairMLIPTorch::settings(int narg, char **arg)
             "avg_devi_v", "max_devi_f", "min_devi_f", "avg_devi_f");
     fflush(devi_fp_);
   }
-}
-
-void PairMLIPTorch::reset_models()
-{
-  models_.clear();
 }
 
 void PairMLIPTorch::check_committee()
@@ -296,14 +291,16 @@ void PairMLIPTorch::compute(int eflag, int vflag)
     auto t = timer_.scope("adapt");
     sys = adaptor_->build(list, cutoff_, fold_, ghost_pairs_);
   }
-  const EvalRequest req{vflag_global != 0, eflag_atom != 0, vflag_atom != 0};
+  // Deviation steps need the driving model's virial too: ask for it in this one call.
+  const bool deviation_step = devi_every_ > 0 && update->ntimestep % devi_every_ == 0;
+  const EvalRequest req{vflag_global != 0 || deviation_step, eflag_atom != 0, vflag_atom != 0};
   Evaluation ev = evaluate(*models_.front(), sys, req);
   {
     auto t = timer_.scope("scatter");
     check_finite(ev);
     scatter(ev);
   }
-  if (devi_every_ > 0 && update->ntimestep % devi_every_ == 0) {
+  if (deviation_step) {
     auto t = timer_.scope("deviation");
     model_deviation(sys, ev);
   }
@@ -396,8 +393,7 @@ void PairMLIPTorch::model_deviation(const ionmd::AtomicSystem &sys, const Evalua
   const int64_t nlocal = atom->nlocal;
   const EvalRequest req{true, false, false};
   std::vector<torch::Tensor> forces{owned_forces(first, nlocal)};
-  std::vector<torch::Tensor> virials{first.virial.defined() ? first.virial : torch::zeros({6}, torch::kFloat64)};
-  if (!first.virial.defined() && nlocal > 0) virials[0] = evaluate(*models_.front(), sys, req).virial;
+  std::vector<torch::Tensor> virials{first.virial};
   for (size_t k = 1; k < models_.size(); k++) {
     Evaluation ev = evaluate(*models_[k], sys, req);
     forces.push_back(owned_forces(ev, nlocal));

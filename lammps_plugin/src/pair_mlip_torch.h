@@ -52,7 +52,6 @@ class PairMLIPTorch : public Pair {
   double *comm_buf_ = nullptr;  // array being reverse-communicated
 
   void allocate();
-  void reset_models();
   void check_committee();
   torch::Device pick_device(const std::string &spec);
   void set_threads();

@@ -21,6 +21,8 @@ from ionmd.errors import IonmdError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "inputs" / "in.lif"
+DATA_FILE = REPO_ROOT / "inputs" / "structures" / "lif_2x2x2_Li_interstitial.data"  # read by in.lif
+TIMESTEP_FS = 1.0  # in.lif's timestep
 
 
 def run_demo(out: Path, T_K: float = 900.0, n_equil: int = 1000, n_prod: int = 10000,
@@ -51,25 +53,25 @@ def run_demo(out: Path, T_K: float = 900.0, n_equil: int = 1000, n_prod: int = 1
         raise IonmdError(f"LAMMPS failed ({errors[0] if errors else 'see ' + str(out / 'lmp.out')})")
 
     print("[2/2] Li tracer diffusion from the dump", flush=True)
-    from ionmd.cli import main as cli_main
+    from ionmd.analysis.datafile import read_data_file
+    from ionmd.analysis.diffusion import diffusion_from_trajectory
+    from ionmd.analysis.trajectory import Selection, load_trajectory
 
-    dump = out / "dump.lammpstrj"
-    data = REPO_ROOT / "inputs" / "structures" / "lif_2x2x2_Li_interstitial.data"
-    djson = out / "diffusion.json"
-    rc = cli_main(["diffusion", str(dump), "--species", "Li", "--dt-fs", "1", "--data", str(data),
-                   "--json", str(djson)])
-    if rc != 0:
-        raise IonmdError(f"diffusion analysis of {dump} failed")
-    diffusion = json.loads(djson.read_text())
-    n_atoms = 65
+    structure = read_data_file(DATA_FILE)
+    n_atoms = len(structure.symbols)
+    traj = load_trajectory(out / "dump.lammpstrj", Selection(species=["Li"], types=[],
+                           type_map=structure.type_map), dt_fs=TIMESTEP_FS,
+                           system_symbols=structure.symbols)
+    result, _ = diffusion_from_trajectory(traj, "Li")
+    result.to_json(out / "diffusion.json")
     summary = {
         "T_K": T_K,
         "steps": n_equil + n_prod,
         "ranks": nprocs,
         "wall_s": wall_s,
         "us_per_atom_step": 1e6 * wall_s / ((n_equil + n_prod) * n_atoms) * nprocs,
-        "D_cm2_s": diffusion.get("D_cm2_s"),
-        "D_ci95_cm2_s": diffusion.get("D_ci95_cm2_s"),
+        "D_cm2_s": result.D_cm2_s,
+        "D_ci95_cm2_s": result.D_ci95_cm2_s,
     }
     (out / "demo.json").write_text(json.dumps(summary, indent=2))
     (out / "report.md").write_text(

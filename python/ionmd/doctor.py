@@ -73,13 +73,10 @@ def plugin_load_check(timeout_s: float = 120.0) -> Check:
     text = proc.stdout + proc.stderr
     if "pair style plugin mlip/torch" in text:
         return Check("plugin", f"{path} loads into lmp (pair_style mlip/torch)", True)
-    refusal = next((line for line in text.splitlines() if "ionmd: refusing" in line), "")
-    return Check(
-        "plugin",
-        f"{path} does not register mlip/torch",
-        False,
-        refusal or text.strip().splitlines()[-1] if text.strip() else "lmp printed nothing",
-    )
+    lines = text.strip().splitlines()
+    refusal = next((line for line in lines if "ionmd: refusing" in line), "")
+    reason = refusal or (lines[-1] if lines else "lmp printed nothing")
+    return Check("plugin", f"{path} does not register mlip/torch", False, reason)
 
 
 def run_checks(load_plugin: bool = True) -> DoctorReport:

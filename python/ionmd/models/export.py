@@ -66,7 +66,7 @@ def _import_mace():
     return LAMMPS_MACE, get_neighborhood
 
 
-def test_structure(symbols: list[str], spacing_A: float = 2.0, seed: int = 0):
+def probe_structure(symbols: list[str], spacing_A: float = 2.0, seed: int = 0):
     """A small periodic, slightly triclinic cell holding every species, rattled (ASE Atoms)."""
     from ase import Atoms
 
@@ -156,7 +156,7 @@ def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 
     }
 
     # Verification: exported module (reloaded from disk) against the original, eager.
-    atoms = test_structure(symbols, spacing_A=min(2.2, 0.55 * r_max), seed=check_seed)
+    atoms = probe_structure(symbols, spacing_A=min(2.2, 0.55 * r_max), seed=check_seed)
     ref_data = mace_graph(atoms, r_max, z, torch.float64, get_neighborhood)
     ref = original(dict(ref_data), training=False, compute_force=True)
     with tempfile.TemporaryDirectory() as tmp:
