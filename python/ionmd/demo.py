@@ -74,11 +74,13 @@ def run_demo(out: Path, T_K: float = 900.0, n_equil: int = 1000, n_prod: int = 1
         "D_ci95_cm2_s": result.D_ci95_cm2_s,
     }
     (out / "demo.json").write_text(json.dumps(summary, indent=2))
+    low, high = summary["D_ci95_cm2_s"]
+    ci = f"[{low:.3g}, {'unbounded' if high is None else f'{high:.3g}'}]" if low is not None else "n/a"
     (out / "report.md").write_text(
         "# ionmd demo (short LiF run)\n\n"
         f"Bundled MACE model (fitted to CHGNet labels), 65-atom LiF cell with one Li "
         f"interstitial, {T_K:g} K, {n_prod} production steps of 1 fs on {nprocs} MPI rank(s).\n\n"
-        f"- Li tracer D = {summary['D_cm2_s']:.3g} cm^2/s, 95% CI {summary['D_ci95_cm2_s']}\n"
+        f"- Li tracer D = {summary['D_cm2_s']:.3g} cm^2/s, 95% CI {ci}\n"
         f"- wall time {wall_s:.1f} s ({summary['us_per_atom_step']:.0f} µs/atom/step per rank)\n\n"
         "This run is far too short and the cell too small for converged numbers: it shows the "
         "path from model to diffusivity, not a result.\n"
