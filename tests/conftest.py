@@ -53,6 +53,16 @@ def mace_float64(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
+def mace_halo_float64(tmp_path_factory) -> Path:
+    """The bundled LiF MACE model exported with ``--halo`` in float64."""
+    from ionmd.models.export import export_model
+
+    out = tmp_path_factory.mktemp("mace_halo") / "lif_mace_halo64.pt"
+    export_model(BUNDLED_MACE_CHECKPOINT, out, dtype="float64", halo=True)
+    return out
+
+
+@pytest.fixture(scope="session")
 def mace_calculator(mace_float64):
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     from mace.calculators import MACECalculator

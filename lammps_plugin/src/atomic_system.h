@@ -19,6 +19,7 @@ struct AtomicSystem {
   torch::Tensor owner;        // [nall] int64 local atom that each atom images (fold mode only)
   torch::Tensor cell;         // [3, 3] float64, rows are the box vectors a, b, c (Angstrom)
   bool folded = false;        // true when `owner` is valid (every ghost images a local atom)
+  bool halo = false;          // ghosts are graph nodes whose features arrive by halo exchange
 };
 
 // What LAMMPS asks for on this step.

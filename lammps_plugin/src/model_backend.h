@@ -28,6 +28,8 @@ struct ModelInfo {
   int num_layers = 1;                  // message-passing layers (1 for local descriptors)
   bool message_passing = false;        // features travel beyond one cutoff
   bool atom_virial = false;            // can return per-atom virials
+  bool halo = false;                   // exchanges node features between layers (ionmd export --halo)
+  int halo_width = 0;                  // feature values per atom in one exchange
   torch::Dtype dtype = torch::kFloat64;
 };
 

@@ -26,6 +26,22 @@ class MaceBackend : public ModelBackend {
   int64_t nspecies_ = 0;
 };
 
+// MACE exported by `ionmd export --halo`: forward(node_attrs, vectors, edge_index,
+// ghost_owner) -> local node energies, with ionmd::halo_exchange between layers.
+// Forces, virials and per-atom virials come from the gradient on edge vectors.
+class HaloMaceBackend : public ModelBackend {
+ public:
+  HaloMaceBackend(torch::jit::Module module, const std::string &path, const torch::Device &device,
+                  const std::string &metadata);
+  double ghost_reach() const override { return info_.cutoff * info_.num_layers; }
+  Evaluation evaluate(const AtomicSystem &sys, const EvalRequest &req) override;
+
+ private:
+  torch::jit::Module module_;
+  torch::Device device_;
+  int64_t nspecies_ = 0;
+};
+
 class DeepmdBackend : public ModelBackend {
  public:
   DeepmdBackend(torch::jit::Module module, const std::string &path, const torch::Device &device);

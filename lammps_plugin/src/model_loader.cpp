@@ -125,6 +125,8 @@ std::unique_ptr<ModelBackend> load_model(const std::string &path, const torch::D
   module.eval();
   if (module.find_method("forward_lower"))
     return std::make_unique<DeepmdBackend>(std::move(module), path, device);
+  if (module.hasattr("halo_width") && module.hasattr("r_max") && module.hasattr("atomic_numbers"))
+    return std::make_unique<HaloMaceBackend>(std::move(module), path, device, extra["ionmd.json"]);
   if (module.hasattr("r_max") && module.hasattr("atomic_numbers") &&
       module.hasattr("num_interactions"))
     return std::make_unique<MaceBackend>(std::move(module), path, device, extra["ionmd.json"]);

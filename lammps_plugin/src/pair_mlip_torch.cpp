@@ -1,5 +1,7 @@
 #include "pair_mlip_torch.h"
 
+#include "halo_exchange.h"
+
 #include "atom.h"
 #include "comm.h"
 #include "domain.h"
@@ -24,6 +26,27 @@ using namespace LAMMPS_NS;
 using ionmd::EvalRequest;
 using ionmd::Evaluation;
 
+// LAMMPS's ghost communication, as the halo exchange op sees it.
+class PairMLIPTorch::LammpsHaloComm : public ionmd::HaloComm {
+ public:
+  explicit LammpsHaloComm(PairMLIPTorch *pair) : pair_(pair) {}
+  int64_t nlocal() const override { return pair_->atom->nlocal; }
+  int64_t nghost() const override { return pair_->atom->nghost; }
+  void forward(torch::Tensor &rows) override { pair_->forward_rows(rows.data_ptr<double>(), width(rows)); }
+  void reverse(torch::Tensor &rows) override { pair_->reverse_rows(rows.data_ptr<double>(), width(rows)); }
+
+ private:
+  PairMLIPTorch *pair_;
+  int width(const torch::Tensor &rows) const
+  {
+    const int w = static_cast<int>(rows.size(1));
+    if (w > pair_->comm_forward || w > pair_->comm_reverse)
+      throw std::runtime_error("halo exchange of " + std::to_string(w) + " values per atom exceeds the " +
+                               std::to_string(pair_->comm_forward) + " declared in the model metadata");
+    return w;
+  }
+};
+
 PairMLIPTorch::PairMLIPTorch(LAMMPS *lmp) : Pair(lmp)
 {
   single_enable = 0;
@@ -36,6 +59,7 @@ PairMLIPTorch::PairMLIPTorch(LAMMPS *lmp) : Pair(lmp)
   nextra = 1;
   pvector = new double[nextra]();
   adaptor_ = std::make_unique<ionmd::SystemAdaptor>(lmp);
+  halo_comm_ = std::make_unique<LammpsHaloComm>(this);
 }
 
 PairMLIPTorch::~PairMLIPTorch()
@@ -94,7 +118,8 @@ void PairMLIPTorch::settings(int narg, char **arg)
       if (m == "auto") mode_request_ = Mode::AUTO;
       else if (m == "fold") mode_request_ = Mode::FOLD;
       else if (m == "shell") mode_request_ = Mode::SHELL;
-      else error->all(FLERR, "pair_style mlip/torch: mode must be auto, fold or shell, not '{}'", m);
+      else if (m == "halo") mode_request_ = Mode::HALO;
+      else error->all(FLERR, "pair_style mlip/torch: mode must be auto, fold, shell or halo, not '{}'", m);
       iarg += 2;
     } else {
       paths.push_back(word);
@@ -235,32 +260,52 @@ void PairMLIPTorch::init_style()
   if (!atom->tag_enable) error->all(FLERR, "pair_style mlip/torch requires atom IDs");
   if (models_.empty()) error->all(FLERR, "pair_style mlip/torch: no model loaded");
 
-  bool message_passing = false;
-  double reach = 0.0;
-  for (const auto &m : models_) {
-    message_passing = message_passing || m->info().message_passing;
-    reach = std::max(reach, m->ghost_reach());
+  for (const auto &m : models_)
     if (m->info().family == "deepmd" && m->info().message_passing && comm->nprocs > 1)
       error->all(FLERR, "pair_style mlip/torch: '{}' is a message-passing DeePMD model (e.g. DPA-2/DPA-3), "
                  "which this plugin runs on one MPI rank only; it would give wrong forces on {} ranks",
                  m->info().path, comm->nprocs);
+  choose_mode();
+  neighbor->add_request(this, NeighConst::REQ_FULL | (ghost_pairs_ ? NeighConst::REQ_GHOST : 0));
+}
+
+// Graph mode: fold on one rank; halo exchange on several ranks when every model
+// supports it; otherwise (or on request) a ghost shell of num_layers x cutoff.
+void PairMLIPTorch::choose_mode()
+{
+  bool message_passing = false, all_halo = true;
+  double reach = 0.0;
+  int width = 0;
+  for (const auto &m : models_) {
+    message_passing = message_passing || m->info().message_passing;
+    all_halo = all_halo && m->info().halo;
+    reach = std::max(reach, m->ghost_reach());
+    width = std::max(width, m->info().halo_width);
   }
   const bool one_rank = comm->nprocs == 1;
   if (mode_request_ == Mode::FOLD && !one_rank)
-    error->all(FLERR, "pair_style mlip/torch: mode fold needs one MPI rank (use mode shell or auto)");
-  fold_ = one_rank && mode_request_ != Mode::SHELL;
+    error->all(FLERR, "pair_style mlip/torch: mode fold needs one MPI rank (use mode auto, halo or shell)");
+  if (mode_request_ == Mode::HALO && !all_halo)
+    error->all(FLERR, "pair_style mlip/torch: mode halo needs models exported with `ionmd export --halo`; "
+               "re-export the MACE checkpoint, or use mode shell");
+  fold_ = one_rank && (mode_request_ == Mode::AUTO || mode_request_ == Mode::FOLD);
+  halo_ = !fold_ && all_halo && message_passing &&
+      (mode_request_ == Mode::AUTO || mode_request_ == Mode::HALO);
   const bool mace_like = models_.front()->info().family == "mace";
-  ghost_pairs_ = !fold_ && mace_like && message_passing;
+  ghost_pairs_ = !fold_ && !halo_ && mace_like && message_passing;
   ghostneigh = ghost_pairs_ ? 1 : 0;
-  if (ghost_pairs_) {
-    // Ghost shell of num_layers x cutoff (plus skin): exact for any message-passing model.
-    comm->cutghostuser = std::max(comm->cutghostuser, reach + neighbor->skin);
+  // Ghost shell of num_layers x cutoff (plus skin): exact for any message-passing model.
+  if (ghost_pairs_) comm->cutghostuser = std::max(comm->cutghostuser, reach + neighbor->skin);
+  comm_forward = halo_ ? width : 0;
+  comm_reverse = std::max(3, halo_ ? width : 0);
+  if (comm->me == 0) {
+    const char *name = fold_ ? "fold (periodic graph of local atoms)"
+        : halo_              ? "halo (node features exchanged between layers)"
+        : ghost_pairs_       ? "ghost-shell"
+                             : "local";
+    utils::logmesg(lmp, "mlip/torch: {} mode, cutoff {} A, ghost reach {} A\n", name, cutoff_,
+                   ghost_pairs_ ? reach : cutoff_);
   }
-  neighbor->add_request(this, NeighConst::REQ_FULL | (ghost_pairs_ ? NeighConst::REQ_GHOST : 0));
-  if (comm->me == 0)
-    utils::logmesg(lmp, "mlip/torch: {} mode, cutoff {} A, ghost reach {} A\n",
-                   fold_ ? "fold (periodic graph of local atoms)" : (ghost_pairs_ ? "ghost-shell" : "local"),
-                   cutoff_, ghost_pairs_ ? reach : cutoff_);
 }
 
 double PairMLIPTorch::init_one(int i, int j)
@@ -290,6 +335,7 @@ void PairMLIPTorch::compute(int eflag, int vflag)
   {
     auto t = timer_.scope("adapt");
     sys = adaptor_->build(list, cutoff_, fold_, ghost_pairs_);
+    sys.halo = halo_;
   }
   // Deviation steps need the driving model's virial too: ask for it in this one call.
   const bool deviation_step = devi_every_ > 0 && update->ntimestep % devi_every_ == 0;
@@ -310,7 +356,8 @@ Evaluation PairMLIPTorch::evaluate(ionmd::ModelBackend &model, const ionmd::Atom
                                    const EvalRequest &req)
 {
   auto t = timer_.scope("evaluate");
-  if (sys.nlocal == 0) {
+  // A halo rank evaluates even with no atoms: its neighbors exchange with it.
+  if (sys.nlocal == 0 && !sys.halo) {
     Evaluation ev;
     ev.energy = torch::zeros({}, torch::kFloat64);
     ev.forces = torch::zeros({0, 3}, torch::kFloat64);
@@ -320,6 +367,7 @@ Evaluation PairMLIPTorch::evaluate(ionmd::ModelBackend &model, const ionmd::Atom
     return ev;
   }
   try {
+    ionmd::HaloCommScope scope(sys.halo ? halo_comm_.get() : nullptr);
     return model.evaluate(sys, req);
   } catch (const ionmd::ModelError &e) {
     error->one(FLERR, "pair_style mlip/torch: {}", e.what());
@@ -370,22 +418,51 @@ torch::Tensor PairMLIPTorch::owned_forces(const Evaluation &ev, int64_t nlocal)
   const int64_t nall = atom->nlocal + atom->nghost;
   auto full = torch::zeros({nall, 3}, torch::kFloat64);
   full.narrow(0, 0, ev.forces.size(0)).copy_(ev.forces);
-  comm_buf_ = full.data_ptr<double>();
-  comm->reverse_comm(this);
-  comm_buf_ = nullptr;
+  reverse_rows(full.data_ptr<double>(), 3);
   return full.narrow(0, 0, nlocal).clone();
+}
+
+void PairMLIPTorch::forward_rows(double *rows, int width)
+{
+  comm_buf_ = rows;
+  comm_width_ = width;
+  comm->forward_comm(this, width);
+  comm_buf_ = nullptr;
+}
+
+void PairMLIPTorch::reverse_rows(double *rows, int width)
+{
+  comm_buf_ = rows;
+  comm_width_ = width;
+  comm->reverse_comm(this, width);
+  comm_buf_ = nullptr;
+}
+
+int PairMLIPTorch::pack_forward_comm(int n, int *list, double *buf, int /*pbc_flag*/, int * /*pbc*/)
+{
+  const int w = comm_width_;
+  for (int i = 0; i < n; i++) std::memcpy(buf + i * w, comm_buf_ + static_cast<bigint>(list[i]) * w, sizeof(double) * w);
+  return n * w;
+}
+
+void PairMLIPTorch::unpack_forward_comm(int n, int first, double *buf)
+{
+  std::memcpy(comm_buf_ + static_cast<bigint>(first) * comm_width_, buf, sizeof(double) * n * comm_width_);
 }
 
 int PairMLIPTorch::pack_reverse_comm(int n, int first, double *buf)
 {
-  std::memcpy(buf, comm_buf_ + 3 * first, sizeof(double) * 3 * n);
-  return 3 * n;
+  std::memcpy(buf, comm_buf_ + static_cast<bigint>(first) * comm_width_, sizeof(double) * n * comm_width_);
+  return n * comm_width_;
 }
 
 void PairMLIPTorch::unpack_reverse_comm(int n, int *list, double *buf)
 {
-  for (int i = 0; i < n; i++)
-    for (int d = 0; d < 3; d++) comm_buf_[3 * list[i] + d] += buf[3 * i + d];
+  const int w = comm_width_;
+  for (int i = 0; i < n; i++) {
+    double *row = comm_buf_ + static_cast<bigint>(list[i]) * w;
+    for (int d = 0; d < w; d++) row[d] += buf[i * w + d];
+  }
 }
 
 void PairMLIPTorch::model_deviation(const ionmd::AtomicSystem &sys, const Evaluation &first)

@@ -30,11 +30,19 @@ class PairMLIPTorch : public Pair {
   void init_style() override;
   double init_one(int, int) override;
   void *extract(const char *, int &) override;
+  int pack_forward_comm(int, int *, double *, int, int *) override;
+  void unpack_forward_comm(int, int, double *) override;
   int pack_reverse_comm(int, int, double *) override;
   void unpack_reverse_comm(int, int *, double *) override;
 
+  // Rows of per-atom values (LAMMPS order, float64, `width` per atom) sent to
+  // ghosts (forward) or summed onto owners (reverse); used by halo exchange.
+  void forward_rows(double *rows, int width);
+  void reverse_rows(double *rows, int width);
+
  private:
-  enum class Mode { AUTO, FOLD, SHELL };
+  enum class Mode { AUTO, FOLD, SHELL, HALO };
+  class LammpsHaloComm;
 
   std::vector<std::unique_ptr<ionmd::ModelBackend>> models_;
   std::unique_ptr<ionmd::SystemAdaptor> adaptor_;
@@ -43,16 +51,20 @@ class PairMLIPTorch : public Pair {
   Mode mode_request_ = Mode::AUTO;
   bool fold_ = false;           // ghosts folded onto owners (one rank)
   bool ghost_pairs_ = false;    // ghost-shell graph for message passing
+  bool halo_ = false;           // ghost node features by halo exchange
+  std::unique_ptr<LammpsHaloComm> halo_comm_;
   double cutoff_ = 0.0;         // Angstrom, largest committee cutoff
 
   int devi_every_ = 0;          // committee deviation every N steps (0 = off)
   std::string devi_path_;
   FILE *devi_fp_ = nullptr;
   double devi_f_max_ = 0.0;     // latest max force deviation, eV/Angstrom
-  double *comm_buf_ = nullptr;  // array being reverse-communicated
+  double *comm_buf_ = nullptr;  // array being communicated, comm_width_ values per atom
+  int comm_width_ = 3;
 
   void allocate();
   void check_committee();
+  void choose_mode();
   torch::Device pick_device(const std::string &spec);
   void set_threads();
   ionmd::Evaluation evaluate(ionmd::ModelBackend &model, const ionmd::AtomicSystem &sys,

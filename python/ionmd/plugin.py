@@ -14,6 +14,7 @@ from pathlib import Path
 
 PLUGIN_NAME = "ionmdplugin.so"
 DEEPMD_STUBS_NAME = "libionmd_deepmd_stubs.so"
+OPS_NAME = "libionmd_ops.so"
 
 
 def _candidate_dirs() -> list[Path]:
@@ -49,4 +50,12 @@ def deepmd_stubs_path() -> Path | None:
     path = plugin_path()
     if path is not None and (path.parent / DEEPMD_STUBS_NAME).is_file():
         return path.parent / DEEPMD_STUBS_NAME
+    return None
+
+
+def ops_library_path() -> Path | None:
+    """Return ``libionmd_ops.so`` (the halo exchange op), installed beside the plugin."""
+    path = plugin_path()
+    if path is not None and (path.parent / OPS_NAME).is_file():
+        return path.parent / OPS_NAME
     return None

@@ -12,7 +12,7 @@ from ionmd.errors import InputError
 def _export(args: argparse.Namespace) -> int:
     from ionmd.models.export import export_model
 
-    result = export_model(args.model, args.output, dtype=args.dtype)
+    result = export_model(args.model, args.output, dtype=args.dtype, halo=args.halo)
     to_json = getattr(result, "to_json", None)
     print(to_json() if callable(to_json) else result)
     return 0
@@ -93,6 +93,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             choices=("float32", "float64"),
             default=None,
             help="precision of the exported model",
+        )
+        p.add_argument(
+            "--halo",
+            action="store_true",
+            help="MACE: write the halo-exchange module (node features exchanged between MPI ranks "
+            "once per layer; ghosts of one cutoff; per-atom virials)",
         )
         p.set_defaults(func=_export)
 

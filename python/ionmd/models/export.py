@@ -116,7 +116,8 @@ def _load_mace(path: Path):
     return model
 
 
-def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 0) -> ExportResult:
+def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 0,
+                halo: bool = False) -> ExportResult:
     """Export a mace-torch ``.model`` for ``pair_style mlip/torch``; verify before writing.
 
     Parameters
@@ -127,6 +128,10 @@ def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 
         ``"float64"`` (exact) or ``"float32"`` (faster on CPUs, ~1e-6 eV/Å force error).
     check_seed
         Seed of the rattled test structure used for verification.
+    halo
+        Build the halo-exchange module (:mod:`ionmd.models.mace_halo`), which runs
+        on several MPI ranks with ghosts of one cutoff and provides per-atom
+        virials, instead of mace-torch's LAMMPS wrapper.
     """
     import copy
 
@@ -138,7 +143,15 @@ def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 
     original = _load_mace(src).to(torch.float64)
     tdtype = torch.float32 if dtype == "float32" else torch.float64
     model = copy.deepcopy(original).to(tdtype)
-    scripted = jit.compile(lammps_mace(model))
+    meta_extra = {}
+    if halo:
+        from ionmd.models import mace_halo
+
+        module = mace_halo.build_halo_module(model)
+        meta_extra = {"halo": True, "halo_width": int(module.halo_width)}
+        scripted = jit.compile(module)
+    else:
+        scripted = jit.compile(lammps_mace(model))
 
     z = [int(v) for v in original.atomic_numbers]
     symbols = [chemical_symbols[v] for v in z]
@@ -153,21 +166,29 @@ def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 
         "dtype": dtype,
         "exported_by": f"ionmd {__version__}",
         "source": str(src),
+        **meta_extra,
     }
 
     # Verification: exported module (reloaded from disk) against the original, eager.
     atoms = probe_structure(symbols, spacing_A=min(2.2, 0.55 * r_max), seed=check_seed)
     ref_data = mace_graph(atoms, r_max, z, torch.float64, get_neighborhood)
     ref = original(dict(ref_data), training=False, compute_force=True)
+    e_ref = float(ref["energy"].detach().sum())
+    f_ref = ref["forces"].detach().numpy()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_file = Path(tmp) / "model.pt"
         torch.jit.save(scripted, str(tmp_file), _extra_files={"ionmd.json": json.dumps(meta)})
         loaded = torch.jit.load(str(tmp_file))
-        data = mace_graph(atoms, r_max, z, tdtype, get_neighborhood)
-        local = torch.ones(len(atoms), dtype=tdtype)
-        got = loaded(data, local, False)
-        de = abs(float(got["total_energy_local"].detach().sum()) - float(ref["energy"].detach().sum())) / len(atoms)
-        df = float((got["forces"].double() - ref["forces"].detach()).abs().max())
+        if halo:
+            results = [mace_halo.evaluate_halo(loaded, atoms, z, r_max, tdtype, ghosts=g)
+                       for g in (False, True)]
+        else:
+            data = mace_graph(atoms, r_max, z, tdtype, get_neighborhood)
+            got = loaded(data, torch.ones(len(atoms), dtype=tdtype), False)
+            results = [(float(got["total_energy_local"].detach().sum()),
+                        got["forces"].detach().double().numpy())]
+        de = max(abs(e - e_ref) for e, _ in results) / len(atoms)
+        df = max(float(np.abs(f - f_ref).max()) for _, f in results)
         tol = TOLERANCE[dtype]
         if not (de <= tol["energy_eV_per_atom"] and df <= tol["force_eV_A"]):
             raise IonmdError(
@@ -177,7 +198,8 @@ def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 
             )
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tmp_file, out)
-    return ExportResult(str(src), str(out), "mace", symbols, r_max, layers, dtype, len(atoms), de, df)
+    return ExportResult(str(src), str(out), "mace", symbols, r_max, layers, dtype, len(atoms), de, df,
+                        extra=meta_extra)
 
 
 def export_deepmd(src: Path, out: Path, dp_env: str | None = None) -> ExportResult:
@@ -211,8 +233,11 @@ def export_deepmd(src: Path, out: Path, dp_env: str | None = None) -> ExportResu
 
 
 def export_model(src: str | Path, out: str | Path, dtype: str = "float64",
-                 dp_env: str | None = None) -> ExportResult:
-    """Export ``src`` (MACE ``.model``, DeePMD ``.pth`` or ``.pt``) to ``out`` for the plugin."""
+                 dp_env: str | None = None, halo: bool = False) -> ExportResult:
+    """Export ``src`` (MACE ``.model``, DeePMD ``.pth`` or ``.pt``) to ``out`` for the plugin.
+
+    ``halo=True`` (MACE only) writes the halo-exchange module; see :func:`export_mace`.
+    """
     src, out = Path(src), Path(out)
     if not src.is_file():
         raise InputError(f"model file {src} does not exist")
@@ -220,8 +245,11 @@ def export_model(src: str | Path, out: str | Path, dtype: str = "float64",
         raise InputError(f"--dtype must be one of {DTYPES}, not {dtype!r}")
     kind = _checkpoint_kind(src)
     if kind == "deepmd":
+        if halo:
+            raise InputError(f"{src}: --halo applies to MACE models only (DeePMD models with local "
+                             "descriptors need no halo exchange)")
         return export_deepmd(src, out, dp_env)
-    return export_mace(src, out, dtype)
+    return export_mace(src, out, dtype, halo=halo)
 
 
 def _checkpoint_kind(path: Path) -> str:

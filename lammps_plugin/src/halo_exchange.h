@@ -1,0 +1,55 @@
+// ionmd::halo_exchange, the TorchScript-visible op that message-passing models
+// exported with `ionmd export --halo` call between interaction layers.
+//
+//   halo_exchange(Tensor local_feats [n_local, F], Tensor ghost_owner [n_ghost]) -> [n_local + n_ghost, F]
+//
+// Forward: ghost rows receive the features of the atoms they image. Backward:
+// gradients on ghost rows are summed back onto those atoms. While a HaloComm is
+// installed (the pair style does so around each model call), the copies travel
+// through LAMMPS's forward and reverse communication, across MPI ranks and
+// periodic images alike, and `ghost_owner` is ignored. Without one (Python, or
+// a graph whose ghosts all image local atoms) `ghost_owner[g]` is the local row
+// that ghost g images, and the exchange is an index copy.
+//
+// This library (libionmd_ops.so) does not depend on LAMMPS, so Python can load
+// it to script and verify halo models (torch.ops.load_library).
+#ifndef IONMD_HALO_EXCHANGE_H
+#define IONMD_HALO_EXCHANGE_H
+
+#include <torch/torch.h>
+
+namespace ionmd {
+
+// A rank's ghost-atom communication. Rows of `rows` are atoms in LAMMPS order
+// (local atoms, then ghosts); the tensor is float64, contiguous, on the CPU.
+class HaloComm {
+ public:
+  virtual ~HaloComm() = default;
+  virtual int64_t nlocal() const = 0;
+  virtual int64_t nghost() const = 0;
+  // Overwrite ghost rows with their owners' rows.
+  virtual void forward(torch::Tensor &rows) = 0;
+  // Add ghost rows onto their owners' rows.
+  virtual void reverse(torch::Tensor &rows) = 0;
+};
+
+// Install `comm` for the lifetime of the scope (nullptr: index-copy mode).
+class HaloCommScope {
+ public:
+  explicit HaloCommScope(HaloComm *comm);
+  ~HaloCommScope();
+  HaloCommScope(const HaloCommScope &) = delete;
+  HaloCommScope &operator=(const HaloCommScope &) = delete;
+
+ private:
+  HaloComm *previous_;
+};
+
+HaloComm *active_halo_comm();
+
+// Number of halo_exchange calls since the library was loaded (for tests and profiles).
+int64_t halo_exchange_calls();
+
+}    // namespace ionmd
+
+#endif

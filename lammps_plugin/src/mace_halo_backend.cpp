@@ -1,0 +1,105 @@
+// MACE halo back end: models exported by `ionmd export --halo`.
+//
+// The graph's receivers are the rank's local atoms; senders are local atoms or
+// ghosts. Edge vectors x[receiver] - x[sender] are computed here in float64 from
+// LAMMPS coordinates, so periodic images need no shift vectors. Three graphs:
+//   fold  (one rank)   nodes = local atoms, senders folded onto their owners;
+//   halo  (any ranks)  nodes = local atoms + ghosts (r_max + skin), ghost features
+//                      filled by ionmd::halo_exchange between layers;
+//   shell (any ranks)  nodes = local atoms + ghosts of num_layers x r_max, edges
+//                      centred on ghosts too, no exchange.
+// Energy is summed over local atoms. With g = dE/dv for each edge v = x_r - x_s,
+// the receiver gets force -g and the sender +g (ghost forces go home through
+// LAMMPS's reverse communication); the virial is -sum v (x) g, split evenly
+// between the two atoms of each edge for the per-atom virial.
+#include "model_backends.h"
+
+#include <regex>
+
+namespace ionmd {
+
+namespace {
+
+int halo_width_of(const std::string &metadata)
+{
+  std::smatch m;
+  std::regex key(R"re("halo_width"\s*:\s*([0-9]+))re");
+  if (!std::regex_search(metadata, m, key))
+    throw ModelError("halo model without \"halo_width\" in its ionmd.json metadata; re-export it with "
+                     "`ionmd export --halo`");
+  return std::stoi(m[1]);
+}
+
+// Per-edge outer products v (x) g in LAMMPS order xx yy zz xy xz yz: [E, 6].
+torch::Tensor edge_voigt(const torch::Tensor &v, const torch::Tensor &g)
+{
+  using torch::indexing::Slice;
+  auto vx = v.index({Slice(), 0}), vy = v.index({Slice(), 1}), vz = v.index({Slice(), 2});
+  auto gx = g.index({Slice(), 0}), gy = g.index({Slice(), 1}), gz = g.index({Slice(), 2});
+  return torch::stack({vx * gx, vy * gy, vz * gz, 0.5 * (vx * gy + vy * gx), 0.5 * (vx * gz + vz * gx),
+                       0.5 * (vy * gz + vz * gy)}, 1);
+}
+
+}    // namespace
+
+HaloMaceBackend::HaloMaceBackend(torch::jit::Module module, const std::string &path,
+                                 const torch::Device &device, const std::string &metadata) :
+    module_(std::move(module)), device_(device)
+{
+  info_.path = path;
+  info_.family = "mace";
+  info_.cutoff = module_.attr("r_max").toTensor().to(torch::kFloat64).item<double>();
+  info_.num_layers =
+      static_cast<int>(module_.attr("num_interactions").toTensor().to(torch::kInt64).item<int64_t>());
+  info_.message_passing = info_.num_layers > 1;
+  auto z = module_.attr("atomic_numbers").toTensor().to(torch::kInt64).cpu();
+  for (int64_t k = 0; k < z.size(0); k++) info_.species.push_back(symbol_of(z[k].item<int>()));
+  info_.dtype = model_dtype(module_, metadata);
+  info_.atom_virial = true;
+  info_.halo = true;
+  info_.halo_width = halo_width_of(metadata);
+  nspecies_ = static_cast<int64_t>(info_.species.size());
+}
+
+Evaluation HaloMaceBackend::evaluate(const AtomicSystem &s, const EvalRequest &req)
+{
+  const auto fopt = torch::TensorOptions().dtype(info_.dtype).device(device_);
+  const auto iopt = torch::TensorOptions().dtype(torch::kInt64).device(device_);
+  const auto cpu64 = torch::TensorOptions().dtype(torch::kFloat64).device(torch::kCPU);
+
+  // Edges: receiver = centre atom, sender = neighbor (LAMMPS indices).
+  const int64_t nedges = s.folded || s.halo ? s.npairs_local : s.pair_i.size(0);
+  auto receiver = s.pair_i.narrow(0, 0, nedges);
+  auto sender = s.pair_j.narrow(0, 0, nedges);
+  const int64_t nnodes = s.folded ? s.nlocal : s.nall;
+  auto sender_node = s.folded ? s.owner.index_select(0, sender) : sender;
+  const int64_t nghost_nodes = s.halo ? s.nall - s.nlocal : 0;
+  auto ghost_owner = torch::full({nghost_nodes}, -1, iopt);
+
+  auto v64 = s.positions.index_select(0, receiver) - s.positions.index_select(0, sender);
+  auto vectors = v64.to(fopt).requires_grad_(true);
+  auto node_attrs = torch::one_hot(s.species.narrow(0, 0, nnodes), nspecies_).to(fopt);
+  auto edge_index = torch::stack({sender_node, receiver}).to(iopt);
+
+  auto node_energy = module_.forward({node_attrs, vectors, edge_index, ghost_owner}).toTensor();
+  auto local_energy = node_energy.narrow(0, 0, s.nlocal).to(torch::kFloat64);
+  auto energy = local_energy.sum();
+  auto grads = torch::autograd::grad({energy}, {vectors}, {}, false, false, true);
+  auto g = grads[0].defined() ? grads[0].to(cpu64) : torch::zeros({nedges, 3}, cpu64);
+
+  Evaluation ev;
+  ev.energy = energy.detach().to(cpu64);
+  ev.forces = torch::zeros({s.nall, 3}, cpu64).index_add_(0, receiver, -g).index_add_(0, sender, g);
+  if (req.atom_energy) ev.atom_energy = local_energy.detach().to(cpu64);
+  if (req.virial || req.atom_virial) {
+    auto w = -edge_voigt(v64, g);    // [E, 6] eV
+    if (req.virial) ev.virial = w.sum(0);
+    if (req.atom_virial) {
+      auto half = 0.5 * w;
+      ev.atom_virial = torch::zeros({s.nall, 6}, cpu64).index_add_(0, receiver, half).index_add_(0, sender, half);
+    }
+  }
+  return ev;
+}
+
+}    // namespace ionmd
