@@ -12,9 +12,10 @@ bundled MACE model (``inputs/models/lif_mace.model``), this script times:
   ranks: halo mode (``ionmd export --halo``) against the ghost-shell mode (the
   way ACEsuit's ``pair_style mace`` works), with peak memory per rank.
 
-It prints one table of timesteps/s and the ratios the scaling issue sets targets
-for. Timings are wall-clock on whatever else the machine is doing: run it on an
-idle machine, and read the ratios, not the absolute numbers.
+It prints timesteps/s and the ratios the scaling issue sets targets for. Every
+rank, ASE and the bare model use one thread (``OMP_NUM_THREADS=1``), so "2
+ranks" means two cores against one. Timings are wall-clock, best of
+``--repeats`` interleaved runs: run it on an idle machine, and read the ratios.
 
 Usage::
 
@@ -175,13 +176,24 @@ def lammps_md(atoms, model: Path, ranks: int, steps: int, workdir: Path, words: 
     if ranks > 1:
         cmd = ["mpirun", "-np", str(ranks), *cmd]
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                          env=dict(os.environ, OMP_NUM_THREADS=str(max(1, 2 // ranks))))
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     if proc.returncode != 0:
         raise RuntimeError(f"LAMMPS failed in {workdir}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     loops = re.findall(r"Loop time of ([0-9.eE+-]+) on \d+ procs for (\d+) steps", proc.stdout)
     seconds, nsteps = float(loops[-1][0]), int(loops[-1][1])
     rss = [int(v) / 1024 for v in re.findall(r"IONMD_MAXRSS_KB (\d+)", proc.stderr)]
     return {"steps_per_s": nsteps / seconds, "peak_MB_per_rank": max(rss) if rss else float("nan")}
+
+
+def best_lammps(configs: dict, repeats: int) -> dict:
+    """Run every configuration ``repeats`` times, interleaved; keep each one's fastest run."""
+    best: dict = {}
+    for _ in range(max(1, repeats)):
+        for key, cfg in configs.items():
+            res = lammps_md(*cfg)
+            if key not in best or res["steps_per_s"] > best[key]["steps_per_s"]:
+                best[key] = res
+    return best
 
 
 # ----------------------------------------------------------------------------- main
@@ -192,12 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="65,513,4097", help="approximate atom counts")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="precision of the model driven by ASE and LAMMPS")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=2, help="repeats per timing (the best is kept)")
     p.add_argument("--skip-shell-above", type=int, default=5000,
                    help="skip the (slow) ghost-shell runs for larger cells")
     p.add_argument("--out", type=Path, help="write the results as JSON")
     args = p.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # one thread per rank everywhere: ratios compare ranks, not threads
     sizes = [int(s) for s in args.sizes.split(",")]
     dtypes = sorted({"float32", "float64", args.dtype})
     tmp = Path(tempfile.mkdtemp(prefix="ionmd_pair_speed_"))
@@ -213,11 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             row["float32_force_error_eV_A"] = float32_force_error(atoms, models)
         row["ase_steps_per_s"] = ase_md(atoms, args.dtype, steps)
         wrapper, halo = models[f"wrapper_{args.dtype}"], models[f"halo_{args.dtype}"]
-        row["lammps"] = {
-            "1rank_fold_wrapper": lammps_md(atoms, wrapper, 1, steps, tmp / f"{n}_1w"),
-            "1rank_fold_halo": lammps_md(atoms, halo, 1, steps, tmp / f"{n}_1h"),
-            "2rank_halo": lammps_md(atoms, halo, 2, steps, tmp / f"{n}_2h"),
-        }
+        row["lammps"] = best_lammps({
+            "1rank_fold_wrapper": (atoms, wrapper, 1, steps, tmp / f"{n}_1w"),
+            "1rank_fold_halo": (atoms, halo, 1, steps, tmp / f"{n}_1h"),
+            "2rank_halo": (atoms, halo, 2, steps, tmp / f"{n}_2h"),
+        }, args.repeats)
         if n <= args.skip_shell_above:
             row["lammps"]["1rank_shell_wrapper"] = lammps_md(atoms, wrapper, 1, max(2, steps // 10),
                                                              tmp / f"{n}_1s", "mode shell")

@@ -1,14 +1,15 @@
 // ionmd::halo_exchange, the TorchScript-visible op that message-passing models
 // exported with `ionmd export --halo` call between interaction layers.
 //
-//   halo_exchange(Tensor local_feats [n_local, F], Tensor ghost_owner [n_ghost]) -> [n_local + n_ghost, F]
+//   halo_exchange(Tensor local_feats [n_local, F], Tensor ghost_atom [n_ghost]) -> [n_local + n_ghost, F]
 //
 // Forward: ghost rows receive the features of the atoms they image. Backward:
 // gradients on ghost rows are summed back onto those atoms. While a HaloComm is
 // installed (the pair style does so around each model call), the copies travel
 // through LAMMPS's forward and reverse communication, across MPI ranks and
-// periodic images alike, and `ghost_owner` is ignored. Without one (Python, or
-// a graph whose ghosts all image local atoms) `ghost_owner[g]` is the local row
+// periodic images alike: ghost node g is LAMMPS atom ghost_atom[g] (an index
+// >= nlocal; only ghosts that send messages need be nodes). Without one (Python,
+// or a graph whose ghosts all image local atoms) ghost_atom[g] is the local row
 // that ghost g images, and the exchange is an index copy.
 //
 // This library (libionmd_ops.so) does not depend on LAMMPS, so Python can load

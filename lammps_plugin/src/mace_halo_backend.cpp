@@ -4,8 +4,8 @@
 // ghosts. Edge vectors x[receiver] - x[sender] are computed here in float64 from
 // LAMMPS coordinates, so periodic images need no shift vectors. Three graphs:
 //   fold  (one rank)   nodes = local atoms, senders folded onto their owners;
-//   halo  (any ranks)  nodes = local atoms + ghosts (r_max + skin), ghost features
-//                      filled by ionmd::halo_exchange between layers;
+//   halo  (any ranks)  nodes = local atoms + the ghosts within r_max of them,
+//                      ghost features filled by ionmd::halo_exchange between layers;
 //   shell (any ranks)  nodes = local atoms + ghosts of num_layers x r_max, edges
 //                      centred on ghosts too, no exchange.
 // Energy is summed over local atoms. With g = dE/dv for each edge v = x_r - x_s,
@@ -71,17 +71,31 @@ Evaluation HaloMaceBackend::evaluate(const AtomicSystem &s, const EvalRequest &r
   const int64_t nedges = s.folded || s.halo ? s.npairs_local : s.pair_i.size(0);
   auto receiver = s.pair_i.narrow(0, 0, nedges);
   auto sender = s.pair_j.narrow(0, 0, nedges);
-  const int64_t nnodes = s.folded ? s.nlocal : s.nall;
-  auto sender_node = s.folded ? s.owner.index_select(0, sender) : sender;
-  const int64_t nghost_nodes = s.halo ? s.nall - s.nlocal : 0;
-  auto ghost_owner = torch::full({nghost_nodes}, -1, iopt);
+  // Nodes: fold = local atoms; shell = all atoms; halo = local atoms + the ghosts that
+  // send messages (ghost_atom lists their LAMMPS indices, in node order).
+  torch::Tensor sender_node, node_species, ghost_atom;
+  if (s.folded) {
+    sender_node = s.owner.index_select(0, sender);
+    node_species = s.species.narrow(0, 0, s.nlocal);
+    ghost_atom = torch::zeros({0}, torch::kInt64);
+  } else if (s.halo) {
+    auto is_ghost = sender >= s.nlocal;
+    auto unique = torch::_unique(sender.masked_select(is_ghost), true, true);
+    ghost_atom = std::get<0>(unique);
+    sender_node = sender.masked_scatter(is_ghost, std::get<1>(unique) + s.nlocal);
+    node_species = torch::cat({s.species.narrow(0, 0, s.nlocal), s.species.index_select(0, ghost_atom)});
+  } else {
+    sender_node = sender;
+    node_species = s.species;
+    ghost_atom = torch::zeros({0}, torch::kInt64);
+  }
 
   auto v64 = s.positions.index_select(0, receiver) - s.positions.index_select(0, sender);
   auto vectors = v64.to(fopt).requires_grad_(true);
-  auto node_attrs = torch::one_hot(s.species.narrow(0, 0, nnodes), nspecies_).to(fopt);
+  auto node_attrs = torch::one_hot(node_species, nspecies_).to(fopt);
   auto edge_index = torch::stack({sender_node, receiver}).to(iopt);
 
-  auto node_energy = module_.forward({node_attrs, vectors, edge_index, ghost_owner}).toTensor();
+  auto node_energy = module_.forward({node_attrs, vectors, edge_index, ghost_atom.to(iopt)}).toTensor();
   auto local_energy = node_energy.narrow(0, 0, s.nlocal).to(torch::kFloat64);
   auto energy = local_energy.sum();
   auto grads = torch::autograd::grad({energy}, {vectors}, {}, false, false, true);

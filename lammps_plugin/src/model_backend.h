@@ -52,6 +52,9 @@ std::unique_ptr<ModelBackend> load_model(const std::string &path, const torch::D
 // stand-ins otherwise) so that frozen .pth files load. Returns a description.
 std::string ensure_deepmd_ops();
 
+// How deepmd-kit's ops were registered ("" if no model needed them yet).
+std::string deepmd_ops_source();
+
 std::string symbol_of(int atomic_number);
 
 }    // namespace ionmd

@@ -74,9 +74,15 @@ torch::Dtype model_dtype(const torch::jit::Module &module, const std::string &me
   return torch::kFloat64;
 }
 
+namespace {
+std::string g_deepmd_ops;    // how deepmd-kit's ops were registered, once they were
+}    // namespace
+
+std::string deepmd_ops_source() { return g_deepmd_ops; }
+
 std::string ensure_deepmd_ops()
 {
-  static std::string how;
+  std::string &how = g_deepmd_ops;
   if (!how.empty()) return how;
   if (deepmd_ops_registered()) return how = "already registered in this process";
   // deepmd-kit's own op library, when it was built for the torch loaded here.

@@ -153,6 +153,8 @@ void PairMLIPTorch::settings(int narg, char **arg)
                      inf.family, inf.path, species, inf.cutoff, inf.num_layers,
                      inf.dtype == torch::kFloat32 ? "float32" : "float64", device_.str());
     }
+    const std::string ops = ionmd::deepmd_ops_source();
+    if (!ops.empty()) utils::logmesg(lmp, "mlip/torch: deepmd-kit ops from {}\n", ops);
   }
   if (devi_every_ > 0 && comm->me == 0) {
     if (devi_fp_) fclose(devi_fp_);

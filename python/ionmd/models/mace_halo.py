@@ -9,10 +9,13 @@ travels through forward communication, and its backward through reverse
 communication). This module rebuilds a mace-torch ``MACE``/``ScaleShiftMACE``
 forward pass from the model's own blocks with that op between layers:
 
-``forward(node_attrs [N, S], vectors [E, 3], edge_index [2, E], ghost_owner [G])``
-returns the energies (eV) of the ``N - G`` local nodes. ``vectors`` are
-``x[receiver] - x[sender]`` in Angstrom (``edge_index[0]`` is the sender, as in
-mace); forces and virials follow from the gradient on ``vectors``.
+``forward(node_attrs [N, S], vectors [E, 3], edge_index [2, E], ghost_atom [G])``
+returns the energies (eV) of the ``N - G`` local nodes (the first rows). ``vectors``
+are ``x[receiver] - x[sender]`` in Angstrom (``edge_index[0]`` is the sender, as in
+mace); forces and virials follow from the gradient on ``vectors``. The last ``G``
+nodes are ghosts: inside LAMMPS ``ghost_atom`` holds their LAMMPS atom indices and
+their features arrive by communication; in Python (no communication installed) it
+holds the local row each ghost images, and the exchange is an index copy.
 
 The blocks used here (``atomic_energies_fn``, ``node_embedding``,
 ``spherical_harmonics``, ``radial_embedding``, ``interactions``, ``products``,
@@ -126,9 +129,9 @@ class HaloMACE(torch.nn.Module):
         self.register_buffer("halo_width", torch.tensor(width, dtype=torch.long))
 
     def forward(self, node_attrs: torch.Tensor, vectors: torch.Tensor, edge_index: torch.Tensor,
-                ghost_owner: torch.Tensor) -> torch.Tensor:
+                ghost_atom: torch.Tensor) -> torch.Tensor:
         n_nodes = node_attrs.shape[0]
-        n_local = n_nodes - ghost_owner.shape[0]
+        n_local = n_nodes - ghost_atom.shape[0]
         local_attrs = node_attrs[:n_local]
         heads = self.head.expand(n_local)
         rows = torch.arange(n_local, device=node_attrs.device)
@@ -143,7 +146,7 @@ class HaloMACE(torch.nn.Module):
         layer_feats: List[torch.Tensor] = []  # noqa: UP006
         for i, (interaction, product) in enumerate(zip(self.interactions, self.products)):  # noqa: B905
             if i > 0:
-                node_feats = torch.ops.ionmd.halo_exchange(node_feats, ghost_owner)
+                node_feats = torch.ops.ionmd.halo_exchange(node_feats, ghost_atom)
             node_feats, sc = interaction(
                 node_attrs=node_attrs, node_feats=node_feats, edge_attrs=edge_attrs,
                 edge_feats=edge_feats, edge_index=edge_index, cutoff=cutoff, first_layer=(i == 0),
@@ -171,7 +174,10 @@ def build_halo_module(model, head: str | None = None) -> HaloMACE:
     load_ops_library()
     heads = list(getattr(model, "heads", None) or [None])
     head_index = heads.index(head) if head is not None else len(heads) - 1
-    return HaloMACE(model, head_index, exchange_width(model))
+    module = HaloMACE(model, head_index, exchange_width(model))
+    for param in module.parameters():  # forces need gradients on edge vectors only
+        param.requires_grad_(False)
+    return module
 
 
 def exchange_width(model) -> int:
