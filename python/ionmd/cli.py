@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ionmd.models.cli",
     "ionmd.analysis.cli",
     "ionmd.neb.cli",
+    "ionmd.learn.cli",
 )
 
 

@@ -1,0 +1,197 @@
+"""Stage 1 of the demo: the LiF cell and the MD sweep, through ``ionmd.driver``.
+
+The sweep runs as ``mpirun -np N python -m ionmd sweep sweep.toml --resume
+--ranks-per-run 1``: N groups of one rank, each running one LAMMPS child at a time
+(on the 65-atom cell one rank per run is fastest; see docs/driver.md). ``--resume``
+makes a rerun skip finished runs and continue interrupted ones from their restart
+files. This process only watches the runs' ``status.json`` files and logs to show
+progress.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ionmd.driver.runner import child_env
+from ionmd.driver.structure import make_structure
+from ionmd.driver.sweep_config import load_sweep_config, plan_runs
+from ionmd.errors import IonmdError
+from ionmd.study.plan import COST_PRIOR_US_PER_ATOM_STEP, LIF_A_A, DemoPlan
+from ionmd.study.progress import DemoProgress
+
+_THERMO_RE = re.compile(r"^\s*(\d+)(\s+[-+0-9.eE]+){4,}\s*$")
+POLL_S = 2.0
+
+
+@dataclass
+class SweepOutcome:
+    """What the MD stage left: the sweep directory and run counts."""
+
+    sweep_dir: Path
+    n_runs: int
+    done: int
+    failed: int
+    skipped_done: int
+    wall_s: float
+    failures: list[str]
+
+
+def build_structure(plan: DemoPlan, out: Path) -> Path:
+    """Write (once) the LiF cell with one Li interstitial used by the MD; return its path."""
+    n = plan.md_cells
+    path = out / "structures" / f"lif_{n}x{n}x{n}_Li_interstitial.data"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        make_structure(tmp, supercell=n, a_A=LIF_A_A, add=["Li@interstitial"], seed=0)
+        tmp.replace(path)
+    return path
+
+
+def write_sweep_toml(plan: DemoPlan, out: Path, structure: Path) -> Path:
+    """Write ``out/sweep.toml`` (the sweep of the plan) and return it."""
+    path = out / "sweep.toml"
+    path.write_text(plan.sweep_toml(structure.resolve(), (out / "sweep").resolve()))
+    return path
+
+
+def last_thermo_step(log: Path) -> int | None:
+    """Timestep of the last thermo line of a LAMMPS log (None if none yet)."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - 8192))
+            tail = handle.read().decode(errors="replace")
+    except OSError:
+        return None
+    step = None
+    for line in tail.splitlines():
+        m = _THERMO_RE.match(line)
+        if m:
+            step = int(m.group(1))
+    return step
+
+
+def _read_status(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _sweep_state(sweep_dir: Path, runs: list, plan: DemoPlan) -> tuple[dict[str, int], float]:
+    """Counts of run states and the work done (µs-weighted steps) of every run."""
+    counts = {"done": 0, "running": 0, "failed": 0, "waiting": 0}
+    work = 0.0
+    for r in runs:
+        status = _read_status(sweep_dir / r.dir / "status.json").get("status", "pending")
+        weight = COST_PRIOR_US_PER_ATOM_STEP.get(r.model, 200.0)
+        if status == "done":
+            counts["done"] += 1
+            work += weight * plan.steps_per_run
+            continue
+        if status == "failed":
+            counts["failed"] += 1
+            work += weight * plan.steps_per_run
+            continue
+        counts["running" if status == "running" else "waiting"] += 1
+        step = last_thermo_step(sweep_dir / r.dir / "log.lammps")
+        if step:
+            work += weight * min(step, plan.steps_per_run)
+    return counts, work
+
+
+def run_md_sweep(plan: DemoPlan, out: Path, n_ranks: int, progress: DemoProgress) -> SweepOutcome:
+    """Run (or resume) the demo's sweep on ``n_ranks`` MPI ranks, showing progress.
+
+    Raises
+    ------
+    IonmdError
+        ``mpirun`` is missing, or the sweep ended without finishing any run.
+    KeyboardInterrupt
+        On Ctrl-C / SIGTERM, after the sweep marked its running runs interrupted.
+    """
+    structure = build_structure(plan, out)
+    toml = write_sweep_toml(plan, out, structure)
+    config = load_sweep_config(toml)
+    runs = plan_runs(config)
+    sweep_dir = config.sweep_dir
+    total = sum(COST_PRIOR_US_PER_ATOM_STEP.get(r.model, 200.0) for r in runs) * plan.steps_per_run
+    counts, work0 = _sweep_state(sweep_dir, runs, plan)
+    skipped = counts["done"]
+    mpirun = shutil.which("mpirun")
+    if mpirun is None:
+        raise IonmdError("mpirun not found on PATH: the demo's sweep runs over MPI "
+                         "(pip install mpich, or activate the ionmd venv)")
+    cmd = [mpirun, "-np", str(n_ranks), sys.executable, "-m", "ionmd", "sweep", str(toml),
+           "--resume", "--ranks-per-run", "1", "--progress-every", "60"]
+    logs = out / "logs"
+    logs.mkdir(exist_ok=True)
+    progress.message(f"MD sweep: {len(runs)} runs ({', '.join(config.models)} x "
+                     f"{len(plan.temperatures_K)} temperatures x {len(plan.seeds)} seeds, "
+                     f"{plan.md_atoms} atoms, {plan.steps_per_run} steps of {plan.dt_fs:g} fs), "
+                     f"{skipped} already done; {n_ranks} MPI rank(s); log {logs / 'sweep.log'}")
+    t0 = time.time()
+    with open(logs / "sweep.log", "a") as log:
+        log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
+        log.flush()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env(),
+                                start_new_session=True)
+        seen: dict[str, int] = {}
+        try:
+            while proc.poll() is None:
+                _show(progress, sweep_dir, runs, plan, total, work0, seen=seen)
+                time.sleep(POLL_S)
+        except BaseException:
+            _stop(proc)
+            raise
+    counts, _ = _sweep_state(sweep_dir, runs, plan)
+    _show(progress, sweep_dir, runs, plan, total, work0, force=True)
+    failures = []
+    for r in runs:
+        st = _read_status(sweep_dir / r.dir / "status.json")
+        if st.get("status") == "failed":
+            failures.append(f"{r.id}: {st.get('error')}")
+    if counts["done"] == 0:
+        tail = (logs / "sweep.log").read_text(errors="replace").strip().splitlines()[-5:]
+        raise IonmdError(f"the MD sweep finished no run (exit {proc.returncode}); "
+                         f"see {logs / 'sweep.log'}: {' | '.join(tail)}")
+    return SweepOutcome(sweep_dir, len(runs), counts["done"], counts["failed"], skipped,
+                        time.time() - t0, failures)
+
+
+def _show(progress: DemoProgress, sweep_dir: Path, runs: list, plan: DemoPlan, total: float,
+          work0: float, force: bool = False, seen: dict[str, int] | None = None) -> None:
+    """One progress line: at once when a run started or ended (``seen`` changed), else rate-limited."""
+    counts, work = _sweep_state(sweep_dir, runs, plan)
+    if seen is not None and seen != counts:
+        force = force or bool(seen)
+        seen.clear()
+        seen.update(counts)
+    left_at_start = max(total - work0, 1e-9)
+    fraction = min(1.0, max(0.0, (work - work0) / left_at_start))
+    text = (f"{counts['done']}/{len(runs)} runs done, {counts['running']} running, "
+            f"{counts['failed']} failed, {counts['waiting']} waiting "
+            f"({100.0 * work / total:.0f}% of the steps)")
+    progress.update(fraction, text, force=force)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the sweep (it marks running runs interrupted) and wait for it."""
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
