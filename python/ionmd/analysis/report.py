@@ -17,6 +17,14 @@ from ionmd.analysis.sites import find_sites
 from ionmd.analysis.sweep import SweepAnalysis, _run_selection, analyse_sweep, read_sweep
 from ionmd.analysis.trajectory import load_trajectory
 from ionmd.errors import InputError
+from ionmd.neb.sweep_match import (
+    MatchedNEB,
+    barrier_text,
+    find_neb_results,
+    match_results,
+    neb_markdown,
+    sweep_models,
+)
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -82,9 +90,12 @@ def mechanism_arrhenius(by_T: dict[float, MechanismResult], label: str) -> dict[
 
 
 def write_report(sweep_dir: str | Path, species: list[str] | None = None,
-                 charges: dict[str, float] | None = None, reference: str | None = None) -> tuple[Path, Path]:
+                 charges: dict[str, float] | None = None, reference: str | None = None,
+                 neb: list[str | Path] | None = None) -> tuple[Path, Path]:
     """Analyse a sweep and write ``report.md``, ``report.html``, ``report.json`` and PNGs into it.
 
+    NEB results (``<sweep_dir>/neb/*.json`` and the ``neb`` files) are matched to the sweep's
+    models and shown beside their Arrhenius Ea (:mod:`ionmd.neb.sweep_match`).
     Returns the paths of the Markdown and HTML files.
     """
     sweep_dir = Path(sweep_dir)
@@ -93,6 +104,8 @@ def write_report(sweep_dir: str | Path, species: list[str] | None = None,
         sw: SweepAnalysis = analyse_sweep(sweep_dir, species=species, charges=charges or None)
         mech, notes = sweep_mechanisms(sweep_dir, species, reference)
     notes = [str(w.message) for w in caught] + notes
+    nebs, neb_notes = _neb_barriers(sweep_dir, neb)
+    notes += neb_notes
     figdir = sweep_dir / "report_files"
     figdir.mkdir(exist_ok=True)
     md: list[str] = [f"# ionmd report: {sw.name}", ""]
@@ -101,12 +114,15 @@ def write_report(sweep_dir: str | Path, species: list[str] | None = None,
     if sw.arrhenius:
         p = plot_arrhenius(list(sw.arrhenius.values()), figdir / "arrhenius.png")
         md += ["## Activation energies", "", "| model | Ea (eV) | Ea 95% CI (eV) | D0 (cm²/s) | D(300 K) (cm²/s) "
-               "| D(300 K) 95% CI | temperatures |", "|---|---|---|---|---|---|---|"]
+               "| D(300 K) 95% CI | temperatures |" + (" NEB barriers |" if nebs else ""),
+               "|---|---|---|---|---|---|---|" + ("---|" if nebs else "")]
         for m, f in sw.arrhenius.items():
             md.append(f"| {m} | {f.Ea_eV:.3f} | {f.Ea_ci95_eV[0]:.3f} – {f.Ea_ci95_eV[1]:.3f} | "
                       f"{_fmt(f.D0_cm2_s)} | {_fmt(f.D300K_cm2_s)} | {_fmt(f.D300K_ci95_cm2_s[0])} – "
-                      f"{_fmt(f.D300K_ci95_cm2_s[1])} | {f.n_temperatures} |")
+                      f"{_fmt(f.D300K_ci95_cm2_s[1])} | {f.n_temperatures} |"
+                      + (f" {_neb_cell(nebs, m)} |" if nebs else ""))
         md += ["", f"![Arrhenius plot]({p.relative_to(sweep_dir)})", ""]
+    md += neb_markdown(nebs, {m: f.Ea_eV for m, f in sw.arrhenius.items()})
     md += ["## Diffusion coefficients", "", "| model | T (K) | D (cm²/s) | ± 1σ | 95% CI | runs | ions "
            "| fit window (ps) | σ (mS/cm) | Haven ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
     for m, by_T in sw.diffusion.items():
@@ -146,8 +162,23 @@ def write_report(sweep_dir: str | Path, species: list[str] | None = None,
     md_path.write_text("\n".join(md) + "\n")
     html_path = sweep_dir / "report.html"
     html_path.write_text(markdown_to_html("\n".join(md), title=f"ionmd report: {sw.name}"))
-    (sweep_dir / "report.json").write_text(json.dumps(sw.to_dict() | {"mechanisms": mech_json}, indent=2) + "\n")
+    (sweep_dir / "report.json").write_text(json.dumps(sw.to_dict() | {"mechanisms": mech_json,
+                                                                       "neb": [x.to_dict() for x in nebs]}, indent=2) + "\n")
     return md_path, html_path
+
+
+def _neb_barriers(sweep_dir: Path, extra: list[str | Path] | None) -> tuple[list[MatchedNEB], list[str]]:
+    """NEB results of the sweep (``neb/*.json``) and ``extra`` files, matched to its models."""
+    found, notes = find_neb_results(sweep_dir, extra)
+    matched = match_results(found, sweep_models(sweep_dir)) if found else []
+    notes += [f"NEB result {x.source} ({x.result.model}) matches no model of this sweep"
+              for x in matched if x.model is None]
+    return matched, notes
+
+
+def _neb_cell(nebs: list[MatchedNEB], model: str) -> str:
+    """The Ea table's NEB column for one model: every matching barrier, or a dash."""
+    return "; ".join(barrier_text(x.result) for x in nebs if x.model == model) or "—"
 
 
 def markdown_to_html(text: str, title: str) -> str:

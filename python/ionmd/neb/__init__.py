@@ -10,7 +10,10 @@ The pieces, one job per module:
 - :mod:`ionmd.neb.runner`: ``mpirun -np N lmp -partition Nx1`` (or mpi4py) launch;
 - :mod:`ionmd.neb.parse`: reading the NEB table out of ``log.lammps``;
 - :mod:`ionmd.neb.result`: the :class:`NEBResult` dataclass, JSON and PNG profile;
-- :mod:`ionmd.neb.workflow`: the whole chain, as called by ``ionmd neb``.
+- :mod:`ionmd.neb.workflow`: the whole chain for any two end points;
+- :mod:`ionmd.neb.cases`: :func:`~ionmd.neb.cases.run_case`, a built-in LiF hop for a model
+  file, resumable (the entry point for demos and ``ionmd neb --case``);
+- :mod:`ionmd.neb.sweep_match`: NEB results matched to a sweep's models for ``ionmd report``.
 """
 
 from __future__ import annotations

@@ -76,6 +76,18 @@ def register(subparsers) -> None:
     )
     p.add_argument("--spring", type=float, default=5.0, help="spring constant in eV/Å^2")
     p.add_argument("--launcher", choices=LAUNCHERS, default="mpirun")
+    p.add_argument(
+        "--ranks-per-image",
+        type=int,
+        default=1,
+        help="MPI ranks in each partition (default 1; total ranks = images x this)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="built-in case with --model: reuse a converged --workdir/neb.json of the same "
+        "model file (SHA-256), case, cell, a and images instead of rerunning",
+    )
     p.add_argument("--workdir", type=Path, default=Path("neb_run"))
     p.add_argument(
         "--timeout", type=float, default=None, help="seconds before the NEB run is abandoned"
@@ -85,10 +97,49 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``ionmd neb``."""
+    from ionmd.neb.result import plot_profile
+
+    if args.case and args.model:
+        from ionmd.neb.cases import run_case
+
+        result = run_case(
+            args.model,
+            args.case,
+            args.workdir,
+            n_cells=args.n_cells,
+            n_images=args.images,
+            a_A=args.a,
+            species=args.species or ("Li", "F"),
+            ftol_eV_A=args.ftol,
+            n_steps=args.steps,
+            climb_steps=0 if args.no_climb else args.climb_steps,
+            ranks_per_image=args.ranks_per_image,
+            launcher=args.launcher,
+            resume=args.resume,
+            timeout_s=args.timeout,
+        )
+    else:
+        result = _run_general(args)
+        result.write_json(args.workdir / "neb.json")
+        plot_profile(result, args.workdir / "neb.png")
+    for name, ep in result.endpoints.items():
+        print(
+            f"{name} end point: E = {ep.energy_eV:.4f} eV, moved up to {ep.max_displacement_A:.3f} Å on relaxation"
+        )
+    print("energies (eV) along the path:", " ".join(f"{e:.4f}" for e in result.energies_eV))
+    print(result.summary())
+    if result.message:
+        print(f"note: {result.message}", file=sys.stderr)
+    print(f"wrote {args.workdir / 'neb.json'} and {args.workdir / 'neb.png'}")
+    result.require_converged()
+    return 0
+
+
+def _run_general(args: argparse.Namespace):
+    """Structures from files (or a built-in case with a classical potential)."""
     from ionmd.neb.io import read_structure
     from ionmd.neb.lammps_input import NEBSettings
     from ionmd.neb.potential import Potential
-    from ionmd.neb.result import plot_profile
     from ionmd.neb.structures import MIN_REPORTED_CELLS, lif_case
     from ionmd.neb.workflow import run_neb
 
@@ -133,22 +184,13 @@ def run(args: argparse.Namespace) -> int:
         label=label,
         cell=cell,
         timeout_s=args.timeout,
+        ranks_per_image=args.ranks_per_image,
     )
-    if args.case and args.n_cells < MIN_REPORTED_CELLS:
-        result.message = (result.message + "; " if result.message else "") + (
-            f"cell smaller than {MIN_REPORTED_CELLS}x{MIN_REPORTED_CELLS}x{MIN_REPORTED_CELLS}: "
-            "finite-size error is large, do not report this barrier"
-        )
-    result.write_json(args.workdir / "neb.json")
-    plot_profile(result, args.workdir / "neb.png")
-    for name, ep in result.endpoints.items():
-        print(
-            f"{name} end point: E = {ep.energy_eV:.4f} eV, moved up to {ep.max_displacement_A:.3f} Å on relaxation"
-        )
-    print("energies (eV) along the path:", " ".join(f"{e:.4f}" for e in result.energies_eV))
-    print(result.summary())
-    if result.message:
-        print(f"note: {result.message}", file=sys.stderr)
-    print(f"wrote {args.workdir / 'neb.json'} and {args.workdir / 'neb.png'}")
-    result.require_converged()
-    return 0
+    if args.case:
+        result.case, result.a_A, result.n_cells = args.case, args.a, args.n_cells
+        if args.n_cells < MIN_REPORTED_CELLS:
+            result.message = (result.message + "; " if result.message else "") + (
+                f"cell smaller than {MIN_REPORTED_CELLS}x{MIN_REPORTED_CELLS}x{MIN_REPORTED_CELLS}: "
+                "finite-size error is large, do not report this barrier"
+            )
+    return result

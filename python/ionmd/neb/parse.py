@@ -6,7 +6,9 @@ stage (plain, then climbing image). Each row is::
     Step MaxReplicaForce MaxAtomForce GradV0 GradV1 GradVc EBF EBR RDT RD1 PE1 ... RDN PEN
 
 with the barriers EBF/EBR (eV), the path length RDT (Å), the normalised reaction
-coordinate RDk and potential energy PEk (eV) of each replica. Each replica log
+coordinate RDk and potential energy PEk (eV) of each replica. EBF and EBR are
+printed with 8 significant digits of the barrier itself, the PEk with 8 digits of the
+total energy (about 1e-4 eV for 200 atoms), so barriers are taken from EBF/EBR. Each replica log
 (``log.lammps.<k>``) states the minimiser's ``Stopping criterion`` per stage.
 """
 
@@ -31,6 +33,8 @@ class NEBStage:
     path_length_A: list[float] = field(default_factory=list)
     reaction_coordinate: list[list[float]] = field(default_factory=list)
     energies_eV: list[list[float]] = field(default_factory=list)
+    barrier_forward_eV: list[float] = field(default_factory=list)
+    barrier_backward_eV: list[float] = field(default_factory=list)
 
 
 def parse_universe_log(path: Path) -> list[NEBStage]:
@@ -60,6 +64,8 @@ def parse_universe_log(path: Path) -> list[NEBStage]:
         st.path_length_A.append(row["RDT"])
         st.reaction_coordinate.append([row[f"RD{k}"] for k in range(1, n + 1)])
         st.energies_eV.append([row[f"PE{k}"] for k in range(1, n + 1)])
+        st.barrier_forward_eV.append(row["EBF"])
+        st.barrier_backward_eV.append(row["EBR"])
     stages = [s for s in stages if s.steps]
     if not stages:
         raise IonmdError(f"no NEB table in {path}: the run stopped before its first step")

@@ -20,6 +20,8 @@ class Potential:
         ``pair_style``/``pair_coeff`` (and any other setup) lines, written verbatim.
     label
         A short name for reports (model file name or pair style).
+    model_file
+        Absolute path of the TorchScript model (empty for raw pair lines).
     """
 
     symbols: list[str]
@@ -27,6 +29,7 @@ class Potential:
     label: str = ""
     pre_lines: list[str] = field(default_factory=list)
     needs_plugin: bool = False
+    model_file: str = ""
 
     @classmethod
     def from_model(
@@ -42,6 +45,7 @@ class Potential:
             [style, "pair_coeff * * " + " ".join(symbols)],
             label=p.name,
             needs_plugin=True,
+            model_file=str(p.resolve()),
         )
 
     @classmethod

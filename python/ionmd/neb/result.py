@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-from ionmd.errors import IonmdError
+from ionmd.errors import InputError, IonmdError
 
 
 @dataclass
@@ -52,6 +52,12 @@ class NEBResult:
         Index (0-based) of the highest image, the climbing image when climbing was on.
     climbing_image_positions_A
         Its atomic positions.
+    case
+        Built-in case name (``knockoff``, ``direct``, ``vacancy``), empty for user end points.
+    model_sha256
+        SHA-256 of the model file (empty for classical potentials): which model the barrier is for.
+    a_A, n_cells
+        Built-in cases: lattice parameter (Å) and conventional cells per side.
     """
 
     label: str
@@ -77,6 +83,10 @@ class NEBResult:
     endpoints: dict[str, EndpointInfo] = field(default_factory=dict)
     workdir: str = ""
     message: str = ""
+    case: str = ""
+    model_sha256: str = ""
+    a_A: float | None = None
+    n_cells: int | None = None
 
     def to_dict(self) -> dict:
         """Plain-JSON dictionary."""
@@ -88,8 +98,31 @@ class NEBResult:
 
     @classmethod
     def read_json(cls, path: Path) -> NEBResult:
-        """Read a result written by :meth:`write_json`."""
-        d = json.loads(path.read_text())
+        """Read a result written by :meth:`write_json`.
+
+        Raises :class:`InputError` (naming the file) if it is not an NEB result; keys this
+        version does not know are ignored.
+        """
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot read NEB result {path}: {exc}") from None
+        known = {f.name for f in fields(cls)}
+        missing = (
+            [
+                f.name
+                for f in fields(cls)
+                if f.name not in d and f.default is MISSING and f.default_factory is MISSING
+            ]
+            if isinstance(d, dict)
+            else ["(not a JSON object)"]
+        )
+        if missing:
+            raise InputError(
+                f"{path} is not an ionmd NEB result: it has no key(s) {', '.join(missing)}"
+            )
+        d = {k: v for k, v in d.items() if k in known}
         d["endpoints"] = {k: EndpointInfo(**v) for k, v in d.get("endpoints", {}).items()}
         return cls(**d)
 
@@ -104,9 +137,10 @@ class NEBResult:
 
     def summary(self) -> str:
         """One line for the terminal."""
+        atoms = "" if "atoms" in self.cell else f", {self.n_atoms} atoms"
         if self.converged:
             return (
-                f"{self.label} [{self.model}, {self.cell}, {self.n_atoms} atoms, {self.n_images} images]: "
+                f"{self.label} [{self.model}, {self.cell}{atoms}, {self.n_images} images]: "
                 f"barrier forward {self.barrier_forward_eV:.4f} eV, backward {self.barrier_backward_eV:.4f} eV "
                 f"(max NEB force {self.max_force_eV_A:.3g} eV/Å)"
             )

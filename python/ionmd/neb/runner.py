@@ -20,15 +20,22 @@ def neb_command(
     lmp: str = "lmp",
     mpirun: str = "mpirun",
     input_name: str = "in.neb",
+    ranks_per_image: int = 1,
 ) -> list[str]:
-    """The command line that runs ``input_name`` with one replica per partition."""
+    """The command line that runs ``input_name`` with one replica per partition.
+
+    Each of the ``n_partitions`` partitions has ``ranks_per_image`` MPI ranks.
+    """
     if launcher not in LAUNCHERS:
         raise InputError(f"unknown launcher {launcher!r}; choose one of {', '.join(LAUNCHERS)}")
     if n_partitions < 3:
         raise InputError(f"an NEB needs at least 3 partitions (replicas), got {n_partitions}")
+    if ranks_per_image < 1:
+        raise InputError(f"ranks per image must be >= 1, got {ranks_per_image}")
+    n_ranks = str(n_partitions * ranks_per_image)
     lammps_args = [
         "-partition",
-        f"{n_partitions}x1",
+        f"{n_partitions}x{ranks_per_image}",
         "-in",
         input_name,
         "-log",
@@ -38,11 +45,11 @@ def neb_command(
     ]
     if launcher == "mpirun":
         exe = shutil.which(lmp) or lmp
-        return [mpirun, "-np", str(n_partitions), exe, *lammps_args]
+        return [mpirun, "-np", n_ranks, exe, *lammps_args]
     return [
         mpirun,
         "-np",
-        str(n_partitions),
+        n_ranks,
         sys.executable,
         "-m",
         "ionmd.neb.mpi_worker",
@@ -57,9 +64,10 @@ def run_neb_partitions(
     lmp: str = "lmp",
     mpirun: str = "mpirun",
     timeout_s: float | None = None,
+    ranks_per_image: int = 1,
 ) -> None:
     """Run ``workdir/in.neb`` on ``n_partitions`` MPI partitions; raise with LAMMPS's error text."""
-    cmd = neb_command(n_partitions, launcher, lmp, mpirun)
+    cmd = neb_command(n_partitions, launcher, lmp, mpirun, ranks_per_image=ranks_per_image)
     if shutil.which(cmd[0]) is None:
         raise IonmdError(
             f"{cmd[0]} not found on PATH; it is needed to run an NEB on {n_partitions} partitions"

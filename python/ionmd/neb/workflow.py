@@ -9,10 +9,11 @@ from ase import Atoms
 
 from ionmd.errors import InputError
 from ionmd.neb.interpolate import make_images
+from ionmd.neb.io import file_sha256
 from ionmd.neb.lammps_input import NEBSettings, write_neb_input
 from ionmd.neb.parse import parse_universe_log, read_dump_positions_A, stopping_criteria
 from ionmd.neb.potential import Potential
-from ionmd.neb.relax import RelaxResult, relax_endpoint
+from ionmd.neb.relax import RelaxResult, relax_endpoints
 from ionmd.neb.result import EndpointInfo, NEBResult
 from ionmd.neb.runner import run_neb_partitions
 from ionmd.neb.structures import check_endpoints, rms_distance_A
@@ -68,6 +69,7 @@ def run_neb(
     label: str = "",
     cell: str = "",
     timeout_s: float | None = None,
+    ranks_per_image: int = 1,
 ) -> NEBResult:
     """Compute a migration barrier between two end points with a LAMMPS NEB.
 
@@ -91,6 +93,10 @@ def run_neb(
         ``mpirun`` (``mpirun -np N lmp -partition Nx1``) or ``mpi4py``.
     label, cell
         Descriptions stored in the result (``cell`` is stated beside every barrier).
+    timeout_s
+        Abandon the LAMMPS NEB after this many seconds.
+    ranks_per_image
+        MPI ranks per partition (``-partition n_images x ranks_per_image``).
 
     Returns
     -------
@@ -108,9 +114,7 @@ def run_neb(
     workdir.mkdir(parents=True, exist_ok=True)
     endpoints: dict[str, EndpointInfo] = {}
     if relax:
-        rel: list[RelaxResult] = [
-            relax_endpoint(a, potential, relax_ftol_eV_A) for a in (initial, final)
-        ]
+        rel: list[RelaxResult] = relax_endpoints([initial, final], potential, relax_ftol_eV_A)
         check_relaxed_endpoints((initial, final), (rel[0].atoms, rel[1].atoms))
         for name, r in zip(("initial", "final"), rel, strict=True):
             endpoints[name] = EndpointInfo(
@@ -125,7 +129,9 @@ def run_neb(
         potential.symbols,
         settings,
     )
-    run_neb_partitions(workdir, n_images, launcher=launcher, timeout_s=timeout_s)
+    run_neb_partitions(
+        workdir, n_images, launcher=launcher, timeout_s=timeout_s, ranks_per_image=ranks_per_image
+    )
     return collect_result(
         workdir, images, settings, potential, interpolation, label, cell, endpoints
     )
@@ -174,13 +180,14 @@ def collect_result(
         reaction_coordinate=[float(x) for x in last.reaction_coordinate[-1]],
         path_length_A=float(last.path_length_A[-1]),
         energies_eV=[float(x) for x in rel],
-        barrier_forward_eV=float(e.max() - e[0]) if converged else None,
-        barrier_backward_eV=float(e.max() - e[-1]) if converged else None,
+        barrier_forward_eV=float(last.barrier_forward_eV[-1]) if converged else None,
+        barrier_backward_eV=float(last.barrier_backward_eV[-1]) if converged else None,
         climbing_image=top,
         climbing_image_positions_A=pos,
         climbing_image_symbols=images[top].get_chemical_symbols(),
         endpoints=endpoints,
         workdir=str(workdir),
+        model_sha256=file_sha256(potential.model_file) if potential.model_file else "",
     )
     if not converged:
         result.message = f"not converged: stopping criteria {criteria}, max NEB force {result.max_force_eV_A:.4g} eV/Å"

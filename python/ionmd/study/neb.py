@@ -86,7 +86,7 @@ def _one_neb(plan: DemoPlan, out: Path, model: str, case: str, settings: NEBSett
     if result_file.is_file():
         try:
             return NEBOutcome(model, case, NEBResult.read_json(result_file), None, True, 0.0)
-        except (json.JSONDecodeError, TypeError, KeyError):
+        except (IonmdError, json.JSONDecodeError, TypeError, KeyError):
             pass  # unreadable: run it again
     t0 = time.time()
     workdir.mkdir(parents=True, exist_ok=True)
