@@ -7,20 +7,26 @@
 
 namespace ionmd {
 
+ModelInfo mace_info(const torch::jit::Module &module, const std::string &path, const std::string &metadata)
+{
+  ModelInfo info;
+  info.path = path;
+  info.family = "mace";
+  info.cutoff = module.attr("r_max").toTensor().to(torch::kFloat64).item<double>();
+  info.num_layers =
+      static_cast<int>(module.attr("num_interactions").toTensor().to(torch::kInt64).item<int64_t>());
+  info.message_passing = info.num_layers > 1;
+  auto z = module.attr("atomic_numbers").toTensor().to(torch::kInt64).cpu();
+  for (int64_t k = 0; k < z.size(0); k++) info.species.push_back(symbol_of(z[k].item<int>()));
+  info.dtype = model_dtype(module, metadata);
+  return info;
+}
+
 MaceBackend::MaceBackend(torch::jit::Module module, const std::string &path,
                          const torch::Device &device, const std::string &metadata) :
     module_(std::move(module)), device_(device)
 {
-  info_.path = path;
-  info_.family = "mace";
-  info_.cutoff = module_.attr("r_max").toTensor().to(torch::kFloat64).item<double>();
-  info_.num_layers =
-      static_cast<int>(module_.attr("num_interactions").toTensor().to(torch::kInt64).item<int64_t>());
-  info_.message_passing = info_.num_layers > 1;
-  auto z = module_.attr("atomic_numbers").toTensor().to(torch::kInt64).cpu();
-  for (int64_t k = 0; k < z.size(0); k++) info_.species.push_back(symbol_of(z[k].item<int>()));
-  info_.dtype = model_dtype(module_, metadata);
-  info_.atom_virial = false;
+  info_ = mace_info(module_, path, metadata);
   nspecies_ = static_cast<int64_t>(info_.species.size());
 }
 

@@ -46,15 +46,7 @@ HaloMaceBackend::HaloMaceBackend(torch::jit::Module module, const std::string &p
                                  const torch::Device &device, const std::string &metadata) :
     module_(std::move(module)), device_(device)
 {
-  info_.path = path;
-  info_.family = "mace";
-  info_.cutoff = module_.attr("r_max").toTensor().to(torch::kFloat64).item<double>();
-  info_.num_layers =
-      static_cast<int>(module_.attr("num_interactions").toTensor().to(torch::kInt64).item<int64_t>());
-  info_.message_passing = info_.num_layers > 1;
-  auto z = module_.attr("atomic_numbers").toTensor().to(torch::kInt64).cpu();
-  for (int64_t k = 0; k < z.size(0); k++) info_.species.push_back(symbol_of(z[k].item<int>()));
-  info_.dtype = model_dtype(module_, metadata);
+  info_ = mace_info(module_, path, metadata);
   info_.atom_virial = true;
   info_.halo = true;
   info_.halo_width = halo_width_of(metadata);

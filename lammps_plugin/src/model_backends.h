@@ -9,6 +9,9 @@ namespace ionmd {
 // [3,3] -> [6] in LAMMPS order xx yy zz xy xz yz (symmetrised off-diagonals).
 torch::Tensor voigt_from_matrix(const torch::Tensor &m);
 
+// Metadata of a MACE TorchScript module (buffers r_max, num_interactions, atomic_numbers).
+ModelInfo mace_info(const torch::jit::Module &module, const std::string &path, const std::string &metadata);
+
 // Floating dtype of a module: "dtype" in its ionmd.json metadata, else its first
 // floating parameter or buffer.
 torch::Dtype model_dtype(const torch::jit::Module &module, const std::string &metadata);
