@@ -2,22 +2,27 @@
 # Regenerate the bundled LiF data and models (inputs/data, inputs/models) from scratch.
 #
 #   1. sample LiF frames (interstitial / Li-vacancy / Schottky cells) from classical
-#      Buckingham+Ewald MD at 300-1100 K in LAMMPS, with random strains and rattles;
+#      Buckingham+Ewald MD at 300-1100 K in LAMMPS, with random strains and rattles,
+#      plus N_SHORT short-contact frames (one Li-Li or Li-F pair pushed to 1.0-1.8 A);
 #   2. label them with CHGNet 0.3.0 (the stand-in for DFT) in NPROC resumable chunks;
-#   3. fit a small fast MACE on the first N_MACE labelled frames (300 training frames);
+#   3. fit a small fast MACE with ZBL repulsion on the first N_MACE labelled MD frames
+#      plus the short-contact frames (300 training frames);
 #   4. fit a small DeePMD se_e2_a on all labelled frames (in the DeePMD env);
 #   5. export both for pair_style mlip/torch and write inputs/models/models.json.
 #
 # Every step is resumable: rerunning skips finished work (labels, trained members).
 # Run from the repository root or from inputs/, with ionmd's venv active.
 # Measured wall time: see inputs/README.md. Knobs (environment variables):
-#   N_FRAMES (3000)  frames sampled;  N_LABEL (500)  frames labelled (first N_LABEL; 3000 for all);
-#   N_MACE (420)     labelled frames given to MACE (10% valid, 10% test, 300 train);
+#   N_FRAMES (3000)  frames sampled;  N_LABEL (3000)  MD frames labelled (the first N_LABEL);
+#   N_SHORT (150)    short-contact frames (made from the interstitial frames among the first 500);
+#   N_MACE (420)     labelled MD frames given to MACE, with the short-contact frames
+#                    (10% valid, 10% test, 300 train);
 #   MACE_EPOCHS (15) DP_STEPS (15000)  NPROC (2)  BUILD (inputs/build)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 N_FRAMES=${N_FRAMES:-3000}
-N_LABEL=${N_LABEL:-500}
+N_LABEL=${N_LABEL:-3000}
+N_SHORT=${N_SHORT:-150}
 N_MACE=${N_MACE:-420}
 MACE_EPOCHS=${MACE_EPOCHS:-15}
 DP_STEPS=${DP_STEPS:-15000}
@@ -37,14 +42,18 @@ write(sys.argv[2], sample_lif_frames(int(sys.argv[1]), seed=2026))
 PY
 fi
 
-# 2. CHGNet labels, NPROC interleaved chunks in parallel (about 0.5-4 s per frame and process,
-#    depending on the load), then merged back into sampling order.
-python - "$BUILD" "$NPROC" "$N_LABEL" <<'PY'
+# 2. CHGNet labels of the first N_LABEL MD frames and the N_SHORT short-contact frames,
+#    NPROC interleaved chunks in parallel (about 0.5-4 s per frame and process, depending
+#    on the load), then merged back into order (MD frames, then short-contact frames).
+python - "$BUILD" "$NPROC" "$N_LABEL" "$N_SHORT" <<'PY'
 import sys
 from pathlib import Path
 from ase.io import read, write
-build, nproc, nlab = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-frames = read(build / "frames.extxyz", f":{nlab}")
+from ionmd.models.sampling import short_contact_frames
+build, nproc, nlab, nshort = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+frames = read(build / "frames.extxyz", ":")
+seeds = [a for a in frames[:500] if a.info["cell_kind"] == "interstitial"]
+frames = frames[:nlab] + short_contact_frames(seeds, nshort, seed=7)
 for k in range(nproc):
     if not (build / f"chunk{k}.extxyz").exists():
         write(build / f"chunk{k}.extxyz", frames[k::nproc])
@@ -61,15 +70,21 @@ from ase.io import read, write
 build, nproc = Path(sys.argv[1]), int(sys.argv[2])
 chunks = [read(build / f"label{k}.extxyz", ":") for k in range(nproc)]
 merged = [c[i] for i in range(max(map(len, chunks))) for c in chunks if i < len(c)]
-for i, atoms in enumerate(merged):
-    atoms.info["frame_index"] = i  # index in the sampled frames
-write("data/lif_chgnet.extxyz", merged)
+# `ionmd label` numbers frames within its chunk; number them in the sampling order again.
+md = [a for a in merged if "short_contact" not in a.info]
+short = [a for a in merged if "short_contact" in a.info]
+for i, atoms in enumerate(md):
+    atoms.info["frame_index"] = i
+for atoms in short:
+    atoms.info["frame_index"] = -1
+write("data/lif_chgnet.extxyz", md + short)
 shutil.copy(build / "label0.extxyz.e0.json", "data/lif_chgnet.extxyz.e0.json")
-write(build / "mace_frames.extxyz", merged[: int(sys.argv[3])])
+write(build / "mace_frames.extxyz", md[: int(sys.argv[3])] + short)
 shutil.copy(build / "label0.extxyz.e0.json", build / "mace_frames.extxyz.e0.json")
 PY
 
-# 3. MACE: 16x0e scalar features, r_max 4 Å, 2 layers, correlation 2 (fast on a CPU).
+# 3. MACE: 16x0e scalar features, r_max 4 Å, 2 layers, correlation 2 (fast on a CPU), with
+#    mace's ZBL pair repulsion (the default of `ionmd fit mace`).
 if [ ! -f "$BUILD/mace/fit.json" ]; then
   nice -n 10 ionmd fit mace "$BUILD/mace_frames.extxyz" -o "$BUILD/mace" --size small \
     --epochs "$MACE_EPOCHS" --max-train 300 --dtype float64 > "$BUILD/fit_mace.log" 2>&1

@@ -155,3 +155,64 @@ def test_sweep_errors(tmp_path):
                                                                "T_K": 900, "dump": "x"}]}))
     with pytest.raises(InputError, match="run 'a' has no 'dt_fs'"):
         analyse_sweep(tmp_path)
+
+
+def _mechanism_result(T_K: float, counts: dict[str, int], duration_ps: float):
+    from ionmd.analysis.mechanism import MECHANISMS, MechanismResult
+
+    full = {m: counts.get(m, 0) for m in MECHANISMS}
+    return MechanismResult(species="Li", counts=full, rates_per_ps={}, rates_err_per_ps={},
+                           n_hops=sum(full.values()), n_ions=33, n_lattice_sites=32,
+                           n_interstitial_sites=64, duration_ps=duration_ps,
+                           min_residence_ps=0.1, window_ps=0.5, assign_radius_A=0.8, T_K=T_K)
+
+
+def test_defect_hop_arrhenius_recovers_barrier_from_poisson_counts():
+    """Jump counts drawn from a known Arrhenius rate give back Ea inside the 95% interval.
+
+    Rate nu exp(-Ea / kT) with Ea = 0.20 eV, nu = 8/ps; 40 ps per temperature at
+    700-1000 K gives about 12-40 events per temperature. Over 200 draws the 95%
+    interval must cover the true Ea in most of them, and its width must match the
+    Poisson prediction: var(Ea) = 1 / (sum w x^2 - (sum w x)^2 / sum w) with
+    x = 1/kT and weights w = expected counts.
+    """
+    from ionmd.analysis.report import defect_hop_arrhenius
+
+    ea, nu, duration = 0.20, 8.0, 40.0
+    temps = (700.0, 800.0, 900.0, 1000.0)
+    rng = np.random.default_rng(3)
+    covered, widths = 0, []
+    for _ in range(200):
+        by_T = {}
+        for T in temps:
+            n = rng.poisson(nu * np.exp(-ea / (KB_EV_K * T)) * duration)
+            k = rng.binomial(n, 0.8)  # knock-off and direct events both move the defect
+            by_T[T] = _mechanism_result(T, {"interstitialcy": k, "direct_interstitial": n - k,
+                                            "vacancy": 5}, duration)
+        fit = defect_hop_arrhenius(by_T, "synthetic")
+        assert fit is not None and fit.quantity == "rate_per_ps"
+        lo, hi = fit.Ea_ci95_eV
+        covered += lo <= ea <= hi
+        widths.append(hi - lo)
+    assert covered >= 180  # nominal 95% coverage; 190 expected
+    x = 1.0 / (KB_EV_K * np.array(temps))
+    w = nu * np.exp(-ea * x) * duration
+    sigma = 1.0 / np.sqrt(np.sum(w * x**2) - np.sum(w * x) ** 2 / np.sum(w))
+    assert np.median(widths) == pytest.approx(2 * 1.96 * sigma, rel=0.3)
+    # Poisson errors: the rate's relative error is 1/sqrt(count); vacancy hops are not counted.
+    T = temps[0]
+    n = by_T[T].counts["interstitialcy"] + by_T[T].counts["direct_interstitial"]
+    i = fit.T_K.index(T)
+    assert fit.D_cm2_s[i] == pytest.approx(n / duration)
+    assert fit.D_err_cm2_s[i] == pytest.approx(np.sqrt(n) / duration)
+
+
+def test_defect_hop_arrhenius_needs_events_at_two_temperatures():
+    from ionmd.analysis.report import defect_hop_arrhenius
+
+    by_T = {700.0: _mechanism_result(700.0, {}, 8.0),
+            900.0: _mechanism_result(900.0, {"interstitialcy": 3}, 8.0)}
+    assert defect_hop_arrhenius(by_T, "x") is None
+    by_T[800.0] = _mechanism_result(800.0, {"direct_interstitial": 2}, 8.0)
+    fit = defect_hop_arrhenius(by_T, "x")
+    assert fit is not None and fit.T_K == [800.0, 900.0]  # the empty 700 K is left out

@@ -35,8 +35,9 @@ from ionmd.study.plan import (
 
 REPO = Path(__file__).resolve().parents[1]
 KB_EV_K = 8.617333262e-5
-NUMERIC_COLUMNS = ("Ea ± 95% CI (eV)", "D(300 K) (cm²/s) [95% CI]", "NEB knock-off (eV)",
-                   "NEB direct (eV)", "knock-off fraction of hops", "µs/atom/step")
+NUMERIC_COLUMNS = ("Ea ± 95% CI (eV)", "Ea from hop rate ± 95% CI (eV)",
+                   "D(300 K) (cm²/s) [95% CI]", "NEB knock-off (eV)", "NEB direct (eV)",
+                   "knock-off fraction of hops", "µs/atom/step")
 
 
 def _env() -> dict[str, str]:

@@ -6,6 +6,7 @@ runs only when the cached DeePMD env of ``ionmd env deepmd`` exists.
 
 from __future__ import annotations
 
+import ast
 import json
 
 import numpy as np
@@ -15,10 +16,19 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
 
-from ionmd.errors import InputError
+from ionmd.errors import InputError, IonmdError
 from ionmd.models.deepmd_data import write_deepmd_systems
 from ionmd.models.dpenv import default_env_path, is_deepmd_env
-from ionmd.models.fit import fit_deepmd, fit_mace, load_labelled, rmse_metrics, split_indices
+from ionmd.models.fit import (
+    deepmd_input,
+    derive_sel,
+    fit_deepmd,
+    fit_mace,
+    load_labelled,
+    max_neighbours,
+    rmse_metrics,
+    split_indices,
+)
 from ionmd.models.label import label_frames
 
 
@@ -84,6 +94,46 @@ def test_fit_mace_tiny_reports_heldout_errors(cu_labelled, tmp_path):
     # The committee: two members with different seeds give different models.
     assert [m.seed for m in result.members] == [1, 2]
     assert result.members[1].test_force_rmse_meV_A != result.members[0].test_force_rmse_meV_A
+    # ZBL pair repulsion is on by default: two Cu nuclei 0.5 Å apart cost about 120 eV
+    # (mace's screened Coulomb of Z = 29 with its envelope), far beyond anything one
+    # epoch of training on rattled Cu could learn.
+    atoms = test[0].copy()
+    atoms.calc = calc
+    e_eq = atoms.get_potential_energy()
+    vec = atoms.get_distance(0, 1, mic=True, vector=True)
+    atoms.positions[1] = atoms.positions[0] + 0.5 * vec / np.linalg.norm(vec)
+    assert atoms.get_potential_energy() - e_eq > 50.0
+
+
+def test_fit_mace_passes_zbl_and_config_type_weights(cu_labelled, tmp_path, monkeypatch):
+    """The mace_run_train command line: ZBL on (off with pair_repulsion=False), weights by type."""
+    import subprocess as sp
+
+    frames = read(cu_labelled, ":")
+    for atoms in frames[:4]:
+        atoms.info["config_type"] = "short_contact"
+    write(tmp_path / "typed.extxyz", frames)
+    (tmp_path / "typed.extxyz.e0.json").write_text(
+        (cu_labelled.parent / "cu_lab.extxyz.e0.json").read_text())
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return sp.CompletedProcess(cmd, 1)  # "failed": fit_mace stops after the first call
+
+    monkeypatch.setattr(sp, "run", fake_run)
+    for zbl, epochs in ((True, 8), (False, 3)):
+        with pytest.raises(IonmdError, match="mace_run_train failed"):
+            fit_mace(tmp_path / "typed.extxyz", tmp_path / f"o{zbl}", size="tiny", epochs=epochs,
+                     pair_repulsion=zbl, config_type_weights={"short_contact": 0.3})
+    assert "--pair_repulsion" in calls[0] and "--pair_repulsion" not in calls[1]
+    # Stage two (energy weight 1000) for the last quarter of 8 epochs; none for 3 epochs.
+    assert calls[0][calls[0].index("--start_stage_two") + 1] == "6"
+    assert "--stage_two" not in calls[1]
+    weights = calls[0][calls[0].index("--config_type_weights") + 1]
+    assert ast.literal_eval(weights) == {"Default": 1.0, "short_contact": 0.3}  # as mace parses it
+    typed = [a.info.get("config_type") for a in read(tmp_path / "oTrue" / "train.xyz", ":")]
+    assert typed.count("short_contact") >= 1 and None in typed
 
 
 def test_fit_errors_name_the_problem(cu_labelled, tmp_path):
@@ -127,6 +177,50 @@ def test_write_deepmd_systems_groups_and_units(tmp_path):
         write_deepmd_systems(frames, tmp_path / "dp2", ["Li"])
 
 
+def _ase_max_neighbours(atoms, type_map, rcut):
+    """Independent reference: ase's neighbour list, counted per centre and type."""
+    from ase.neighborlist import neighbor_list
+
+    i, j = neighbor_list("ij", atoms, rcut)
+    types = np.array([type_map.index(s) for s in atoms.get_chemical_symbols()])
+    counts = np.zeros((len(atoms), len(type_map)), dtype=int)
+    np.add.at(counts, (i, types[j]), 1)
+    return counts.max(axis=0).tolist()
+
+
+def test_deepmd_sel_covers_neighbours_of_other_chemistries():
+    # Rock-salt LiF, a = 4.03 Å, rcut 5 Å: same-type shells at a/sqrt2 (12), a (6) and
+    # a*sqrt(3/2) = 4.94 Å (24) give 42; other-type shells a/2 (6), a*sqrt3/2 (8) and
+    # a*sqrt5/2 = 4.51 Å (24) give 38. Per neighbour type over all centres: 42 and 42.
+    # The 8-atom cubic cell (4.03 Å < rcut) checks periodic images beyond one cell.
+    lif = bulk("LiF", "rocksalt", a=4.03, cubic=True)
+    assert max_neighbours([lif], ["Li", "F"], 5.0) == [42, 42]
+    assert _ase_max_neighbours(lif, ["Li", "F"], 5.0) == [42, 42]
+    sel = derive_sel([42, 42], floor=40)
+    assert sel == [52, 52] and all(n % 4 == 0 and n >= 42 * 1.15 for n in sel)
+    # fcc Cu (a = 3.6 Å): 12 + 6 + 24 within 5 Å (the next shell, 12 at 5.09 Å, is out).
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True)
+    assert max_neighbours([cu], ["Cu"], 5.0) == [42]
+    # NaCl (a = 5.64 Å), rcut 6 Å, rattled and sheared (a triclinic cell): our count
+    # the count agrees with ase's neighbour list, and the derived sel covers it with margin.
+    nacl = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat((2, 1, 1))
+    nacl.set_cell(
+        nacl.cell @ np.array([[1, 0.04, 0], [0, 1, -0.03], [0.02, 0, 0.98]]), scale_atoms=True
+    )
+    nacl.rattle(0.15, seed=3)
+    counts = max_neighbours([bulk("NaCl", "rocksalt", a=5.64, cubic=True), nacl], ["Na", "Cl"], 6.0)
+    assert counts == _ase_max_neighbours(nacl, ["Na", "Cl"], 6.0)
+    assert all(c >= 18 for c in counts)  # perfect cell: 12 + 6 same-type within 6 Å
+    assert all(n >= 1.15 * c for n, c in zip(derive_sel(counts), counts, strict=True))
+    # The floor is kept; the input carries one sel per type; a wrong length is refused.
+    assert derive_sel([3, 0], floor=40) == [40, 40]
+    desc = deepmd_input(["Na", "Cl"], "small", sel=derive_sel(counts))["model"]["descriptor"]
+    assert desc["sel"] == derive_sel(counts)
+    assert deepmd_input(["Li", "F"], "small")["model"]["descriptor"]["sel"] == [40, 40]
+    with pytest.raises(InputError, match="one count per type"):
+        deepmd_input(["Li", "F"], "small", sel=[52])
+
+
 @pytest.mark.skipif(
     not is_deepmd_env(default_env_path()), reason="no DeePMD env (run `ionmd env deepmd`)"
 )
@@ -143,6 +237,11 @@ def test_fit_deepmd_tiny(tmp_path):
     result = fit_deepmd(tmp_path / "lif.extxyz", tmp_path / "dp", size="tiny", steps=20)
     assert result.family == "deepmd" and result.species == ["Li", "F"]
     assert (tmp_path / "dp" / "member0" / "frozen.pth").stat().st_size > 10_000
+    counts = max_neighbours(frames, ["Li", "F"], 5.0)
+    recorded = json.loads((tmp_path / "dp" / "fit.json").read_text())["sel"]
+    assert recorded["sel"] == derive_sel(counts, floor=40) and recorded["source"].startswith("der")
+    used = json.loads((tmp_path / "dp" / "member0" / "input.json").read_text())
+    assert used["model"]["descriptor"]["sel"] == recorded["sel"]
     # Force RMSE of an (almost) untrained model is of the order of the force scale, and finite.
     scale = 1000 * np.sqrt(
         np.mean(np.concatenate([a.arrays["classical_forces"] for a in frames]) ** 2)

@@ -52,3 +52,54 @@ def test_sampled_frames_are_thermal_and_strained():
         assert "classical_forces" not in f.arrays
         eps = np.array(f.info["strain"].split(), dtype=float)
         assert np.abs(eps).max() < 0.06 and np.abs(eps).max() > 0.0
+
+
+def test_short_contact_frames_place_one_pair_in_range_in_any_cell():
+    """Each frame has exactly the requested pair at its drawn distance; the rest is unmoved.
+
+    Checked on LiF and on a triclinic NaCl cell (another chemistry, minimum-image
+    distances across a skewed cell).
+    """
+    from ase.build import bulk
+
+    from ionmd.models.sampling import short_contact_frames
+
+    nacl = bulk("NaCl", "rocksalt", a=5.64).repeat((2, 2, 2))
+    nacl.set_cell(nacl.cell @ np.array([[1.0, 0.05, 0.0], [0.0, 1.0, 0.08], [0.0, 0.0, 1.0]]),
+                  scale_atoms=True)
+    cases = [
+        ([lif_cell("interstitial"), lif_cell("perfect")], None,
+         {("Li", "Li"): (1.0, 1.6), ("Li", "F"): (1.3, 1.8)}),
+        ([nacl], {("Na", "Cl"): (1.6, 2.0), ("Cl", "Cl"): (2.2, 2.6)},
+         {("Na", "Cl"): (1.6, 2.0), ("Cl", "Cl"): (2.2, 2.6)}),
+    ]
+    for sources, pairs, expect in cases:
+        frames = short_contact_frames(sources, 12, pairs_A=pairs, seed=5)
+        assert len(frames) == 12
+        seen = set()
+        for f in frames:
+            label, d_text = f.info["short_contact"].split()
+            a, b = label.split("-")
+            seen.add((a, b))
+            lo, hi = expect[(a, b)]
+            target = float(d_text)
+            assert lo <= target <= hi
+            src = next(s for s in sources if len(s) == len(f))
+            dfrac = (f.get_scaled_positions() - src.get_scaled_positions() + 0.5) % 1.0 - 0.5
+            moved = np.linalg.norm(dfrac @ np.asarray(f.cell), axis=1)  # Å
+            i, j = np.flatnonzero(moved > 1e-9)  # only the pushed pair moved
+            assert sorted([f[i].symbol, f[j].symbol]) == sorted([a, b])
+            assert f.get_distance(i, j, mic=True) == pytest.approx(target, abs=5e-4)
+            # ...towards each other, symmetrically, along their bond.
+            assert src.get_distance(i, j, mic=True) > target
+            assert moved[i] == pytest.approx(moved[j], rel=1e-6)
+        assert seen == set(expect)  # the pair types take turns
+
+
+def test_short_contact_frames_errors_name_the_problem():
+    from ionmd.models.sampling import short_contact_frames
+
+    with pytest.raises(ValueError, match="Na-Na"):
+        short_contact_frames([lif_cell("perfect")], 2, pairs_A={("Na", "Na"): (1.0, 2.0)})
+    with pytest.raises(ValueError, match="Li-F"):
+        short_contact_frames([lif_cell("perfect")], 2, pairs_A={("Li", "F"): (1.5, 1.0)})

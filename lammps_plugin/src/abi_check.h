@@ -1,6 +1,8 @@
 // ABI guard: the plugin refuses to register in a LAMMPS or torch it was not
 // compiled against, because C++ class layouts differ between releases and a
-// mismatch fails silently (wrong member offsets), not loudly.
+// mismatch fails silently (wrong member offsets), not loudly. Only the plugin
+// entry (plugin_main.cpp) applies it: the static ML-IONMD package
+// (lammps_plugin/static) links LAMMPS, torch and the pair style into one lmp.
 #ifndef IONMD_ABI_CHECK_H
 #define IONMD_ABI_CHECK_H
 

@@ -34,9 +34,7 @@ std::vector<at::Tensor> border(T, T, T, T, T, T, T, T, T) { refuse("border_op");
 at::Tensor border_backward(T, T, T, T, T, T, T, T, T) { refuse("border_op_backward"); }
 at::Tensor enable_mpi() { refuse("enable_mpi"); }
 
-}    // namespace
-
-TORCH_LIBRARY_FRAGMENT(deepmd, m)
+void define_stubs(torch::Library &m)
 {
   m.def("tabulate_fusion_se_a", &se_a);
   m.def("tabulate_fusion_se_atten", &se_atten);
@@ -47,3 +45,24 @@ TORCH_LIBRARY_FRAGMENT(deepmd, m)
   m.def("border_op_backward", &border_backward);
   m.def("enable_mpi", &enable_mpi);
 }
+
+}    // namespace
+
+#ifdef IONMD_STATIC_PACKAGE
+// Compiled into lmp (the ML-IONMD package): registered on demand by
+// ensure_deepmd_ops(), so that deepmd-kit's own op library, which defines the
+// same schemas, can still be loaded first.
+namespace ionmd {
+void register_deepmd_stub_ops()
+{
+  static const torch::Library lib = [] {
+    torch::Library l(torch::Library::FRAGMENT, "deepmd", std::nullopt, __FILE__, __LINE__);
+    define_stubs(l);
+    return l;
+  }();
+}
+}    // namespace ionmd
+#else
+// libionmd_deepmd_stubs.so: registered when the plugin dlopens it.
+TORCH_LIBRARY_FRAGMENT(deepmd, m) { define_stubs(m); }
+#endif

@@ -11,6 +11,10 @@
 
 namespace ionmd {
 
+#ifdef IONMD_STATIC_PACKAGE
+void register_deepmd_stub_ops();    // deepmd_stub_ops.cpp, same binary
+#endif
+
 namespace {
 
 const char *const kElements[] = {
@@ -31,6 +35,7 @@ std::string first_line(const std::string &text)
   return text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
 }
 
+#ifndef IONMD_STATIC_PACKAGE
 std::string directory_of_this_library()
 {
   Dl_info info;
@@ -40,6 +45,7 @@ std::string directory_of_this_library()
   auto pos = p.find_last_of('/');
   return pos == std::string::npos ? "." : p.substr(0, pos);
 }
+#endif
 
 bool deepmd_ops_registered()
 {
@@ -97,12 +103,19 @@ std::string ensure_deepmd_ops()
       return how = "deepmd-kit op library " + lib;
   }
   // Stand-ins: same schemas, raise if ever executed (uncompressed models never call them).
+#ifdef IONMD_STATIC_PACKAGE
+  register_deepmd_stub_ops();    // compiled into this LAMMPS (ML-IONMD package)
+  if (deepmd_ops_registered()) return how = "ionmd stand-in ops (compiled into this LAMMPS)";
+  throw ModelError("cannot register deepmd-kit custom ops: the stand-ins compiled into this "
+                   "LAMMPS did not register");
+#else
   std::string stubs = directory_of_this_library() + "/libionmd_deepmd_stubs.so";
   if (dlopen(stubs.c_str(), RTLD_NOW | RTLD_GLOBAL) && deepmd_ops_registered())
     return how = "ionmd stand-in ops (" + stubs + ")";
   throw ModelError("cannot register deepmd-kit custom ops: neither deepmd-kit's op library "
                    "(for this torch) nor " + stubs + " could be loaded: " +
                    std::string(dlerror() ? dlerror() : "unknown dlopen error"));
+#endif
 }
 
 std::unique_ptr<ModelBackend> load_model(const std::string &path, const torch::Device &device)

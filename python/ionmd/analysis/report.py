@@ -89,6 +89,43 @@ def mechanism_arrhenius(by_T: dict[float, MechanismResult], label: str) -> dict[
     return fits
 
 
+INTERSTITIAL_HOPS = ("interstitialcy", "direct_interstitial")
+"""The mechanisms that move an interstitial defect by one site."""
+
+
+def defect_hop_arrhenius(by_T: dict[float, MechanismResult], label: str,
+                         mechanisms: tuple[str, ...] = INTERSTITIAL_HOPS) -> ArrheniusResult | None:
+    """Arrhenius fit of the defect's total jump rate (events per ps) over temperature.
+
+    For a single point defect the tracer D is proportional to its jump rate, but the
+    tracer MSD averages the few ions it moves with all the vibrating ones, so short
+    runs give D with huge errors. The jump rate is counted directly: at each
+    temperature the events of ``mechanisms`` are summed over seeds, the rate is
+    count / duration (1/ps) and its error is Poisson, sqrt(count) / duration (a
+    relative error of 1/sqrt(count) in ln rate). Temperatures without an event are
+    left out (ln 0 is undefined).
+
+    Returns
+    -------
+    ArrheniusResult or None
+        ``quantity`` is ``"rate_per_ps"`` (``D0_cm2_s`` and ``D300K_cm2_s`` hold the
+        prefactor and the 300 K rate, in 1/ps); None if fewer than two temperatures
+        have events.
+    """
+    Ts, rates, errs = [], [], []
+    for T in sorted(by_T):
+        r = by_T[T]
+        n = sum(r.counts.get(m, 0) for m in mechanisms)
+        if n > 0 and r.duration_ps > 0:
+            Ts.append(T)
+            rates.append(n / r.duration_ps)
+            errs.append(np.sqrt(n) / r.duration_ps)
+    if len(set(Ts)) < 2:
+        return None
+    return fit_arrhenius(Ts, rates, errs, label=f"{label} {'+'.join(mechanisms)}",
+                         quantity="rate_per_ps")
+
+
 def write_report(sweep_dir: str | Path, species: list[str] | None = None,
                  charges: dict[str, float] | None = None, reference: str | None = None,
                  neb: list[str | Path] | None = None) -> tuple[Path, Path]:

@@ -66,7 +66,9 @@ def _chgnet() -> NamedCalculator:
         from chgnet.model import CHGNetCalculator
     except ImportError as exc:
         raise InputError(
-            f"--calculator chgnet: cannot import chgnet ({exc}); `pip install chgnet==0.3.0`"
+            f"--calculator chgnet: cannot import chgnet ({exc}); "
+            "`pip install 'chgnet>=0.3.1,<0.4'` (CHGNet model 0.3.0; the chgnet 0.3.0 wheel "
+            "itself was yanked: it lacks the weights)"
         ) from exc
     calc = CHGNetCalculator(use_device="cpu")
     # CHGNet 0.3.0 was trained on elements Z = 1..94.

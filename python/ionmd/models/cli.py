@@ -29,6 +29,23 @@ def _label(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_weights(text: str | None) -> dict[str, float] | None:
+    """``short_contact=0.3,other=2`` -> {"short_contact": 0.3, "other": 2.0}."""
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--config-type-weights: {item!r} is not NAME=WEIGHT "
+                             "(e.g. short_contact=0.3)") from None
+    return out
+
+
 def _fit(args: argparse.Namespace) -> int:
     from ionmd.models.fit import fit_deepmd, fit_mace
 
@@ -47,10 +64,16 @@ def _fit(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             dtype=args.dtype,
             n_train=args.max_train,
+            pair_repulsion=not args.no_zbl,
+            config_type_weights=_parse_weights(args.config_type_weights),
         )
     else:
         if args.foundation is not None:
             raise InputError("--foundation applies to `ionmd fit mace` only")
+        try:
+            sel = [int(n) for n in args.sel.split(",")] if args.sel else None
+        except ValueError:
+            raise InputError(f"--sel {args.sel}: give integers, e.g. --sel 52,52") from None
         result = fit_deepmd(
             args.data,
             args.output,
@@ -59,6 +82,7 @@ def _fit(args: argparse.Namespace) -> int:
             seed=args.seed,
             steps=args.steps,
             dp_env=args.dp_env,
+            sel=sel,
         )
     print(result.to_json())
     return 0
@@ -135,6 +159,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--steps", type=int, default=None, help="DeePMD training steps (default: per --size)"
     )
     p.add_argument(
+        "--sel",
+        default=None,
+        help="DeePMD: max neighbours per type within rcut, comma-separated in type order "
+        "(default: derived from the data, x1.15)",
+    )
+    p.add_argument(
         "--dtype", choices=("float32", "float64"), default="float64", help="MACE training precision"
     )
     p.add_argument(
@@ -142,6 +172,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="MACE: use at most N training frames (valid/test stay 10%% each of all frames)",
+    )
+    p.add_argument(
+        "--config-type-weights",
+        default=None,
+        help="MACE: loss weights by the frames' config_type, e.g. short_contact=0.3",
+    )
+    p.add_argument(
+        "--no-zbl",
+        action="store_true",
+        help="MACE: leave out the ZBL short-range pair repulsion (on by default)",
     )
     p.add_argument(
         "--dp-env",

@@ -70,13 +70,15 @@ MACE_SIZES: dict[str, dict[str, str]] = {
         "max_num_epochs": "300",
     },
 }
+# DeePMD se_e2_a. "sel" is the floor of the per-type maximum neighbour count:
+# fit_deepmd derives sel from the data (derive_sel) and never goes below it.
 DEEPMD_SIZES: dict[str, dict] = {
     "tiny": {
         "neuron": [4, 8],
         "axis_neuron": 4,
         "fitting": [8, 8],
         "rcut": 5.0,
-        "sel": [40, 40],
+        "sel": 40,
         "steps": 200,
     },
     "small": {
@@ -84,7 +86,7 @@ DEEPMD_SIZES: dict[str, dict] = {
         "axis_neuron": 8,
         "fitting": [32, 32, 32],
         "rcut": 5.0,
-        "sel": [40, 40],
+        "sel": 40,
         "steps": 20000,
     },
     "medium": {
@@ -92,7 +94,7 @@ DEEPMD_SIZES: dict[str, dict] = {
         "axis_neuron": 16,
         "fitting": [240, 240, 240],
         "rcut": 6.0,
-        "sel": [64, 64],
+        "sel": 64,
         "steps": 200000,
     },
 }
@@ -131,6 +133,7 @@ class FitResult:
     test_force_rmse_meV_A: float
     wall_s: float
     members: list[MemberResult] = field(default_factory=list)
+    sel: dict | None = None  # DeePMD only: the chosen sel and how (see fit_deepmd)
 
     def to_json(self) -> str:
         """Return the result as a JSON string."""
@@ -207,6 +210,8 @@ def _mace_xyz(frames: Sequence[Atoms], path: Path) -> None:
             atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc
         )
         a.info["REF_energy"] = float(atoms.calc.results["energy"])
+        if "config_type" in atoms.info:  # mace weighs frames by type (--config_type_weights)
+            a.info["config_type"] = str(atoms.info["config_type"])
         a.arrays["REF_forces"] = np.asarray(atoms.calc.results["forces"], dtype=float)
         out.append(a)
     write(path, out, format="extxyz")
@@ -239,6 +244,9 @@ def fit_mace(
     dtype: str = "float64",
     batch_size: int = 5,
     n_train: int | None = None,
+    pair_repulsion: bool = True,
+    config_type_weights: dict[str, float] | None = None,
+    stage_two: bool = True,
     extra_args: Sequence[str] = (),
 ) -> FitResult:
     """Fit a MACE model (or a committee) with ``mace_run_train``.
@@ -249,7 +257,9 @@ def fit_mace(
         Labelled extended XYZ (energies in eV, forces in eV/Å).
     out_dir
         Output directory; member *k* trains in ``out_dir/member{k}`` and its
-        model is ``out_dir/member{k}/mace.model`` (mace checkpoint).
+        model is ``out_dir/member{k}/mace.model`` (mace checkpoint), or
+        ``mace_stagetwo.model`` after a second stage (``stage_two``); ``fit.json``
+        names the one evaluated.
     size
         ``tiny``, ``small`` or ``medium`` (see ``MACE_SIZES``); ignored for the
         architecture when ``foundation`` is given.
@@ -264,6 +274,24 @@ def fit_mace(
     n_train
         Use at most this many training frames (validation and test splits are
         fractions of all frames, so more data gives a larger test set).
+    pair_repulsion
+        Add mace's ZBL screened-nuclear repulsion (``--pair_repulsion``) to the
+        model (default). Small training sets rarely hold pairs closer than about
+        1.7 Å, and without a repulsive core a fitted model can admit unphysical
+        short contacts in long MD (a Li-Li "dimer" at 0.5-1 Å was seen with a
+        300-frame LiF model without it). Not applied when fine-tuning a
+        ``foundation`` model, whose architecture is kept as it is.
+    config_type_weights
+        Loss weight per ``config_type`` (the frames' ``info["config_type"]``; frames
+        without one are ``Default``, weight 1), e.g. ``{"short_contact": 0.3}`` so that
+        a few high-force short-contact frames teach the repulsive wall without
+        dominating the force loss.
+    stage_two
+        mace's second stage (``--stage_two``) for the last quarter of the epochs:
+        energy weight 1000, forces 100, learning rate 1e-3. Without it the small
+        energy weight of the first stage leaves per-composition energy offsets
+        (about 15-20 meV/atom between the interstitial and vacancy LiF cells were
+        measured); skipped when there are fewer than 4 epochs.
     """
     t0 = time.time()
     data = Path(data)
@@ -352,11 +380,22 @@ def fit_mace(
         else:
             for key, val in opts.items():
                 cmd += [f"--{key}", val]
+        if pair_repulsion and foundation is None:  # a foundation model keeps its own form
+            cmd.append("--pair_repulsion")
+        n_epochs = int(opts["max_num_epochs"])
+        if stage_two and n_epochs >= 4:
+            cmd += ["--stage_two", "--start_stage_two", str(n_epochs - n_epochs // 4)]
+        if config_type_weights:
+            cmd += ["--config_type_weights",
+                    str({"Default": 1.0, **{k: float(v) for k, v in config_type_weights.items()}})]
         cmd += list(extra_args)
         wd.mkdir(parents=True, exist_ok=True)
         with open(wd / "train.log", "w") as log:
             proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=wd)
-        model = wd / "mace.model"
+        # With stage two, mace writes the final model as mace_stagetwo.model (mace.model
+        # is then the best stage-one checkpoint).
+        model = wd / ("mace_stagetwo.model" if (wd / "mace_stagetwo.model").exists()
+                      else "mace.model")
         if proc.returncode != 0 or not model.exists():
             raise IonmdError(
                 f"mace_run_train failed (exit {proc.returncode}); see {wd / 'train.log'}"
@@ -391,14 +430,29 @@ def fit_mace(
 
 
 def deepmd_input(
-    type_map: Sequence[str], size: str = "small", steps: int | None = None, seed: int = 0
+    type_map: Sequence[str],
+    size: str = "small",
+    steps: int | None = None,
+    seed: int = 0,
+    sel: Sequence[int] | None = None,
 ) -> dict:
-    """Return a ``dp --pt train`` input dict for an se_e2_a model (float64)."""
+    """Return a ``dp --pt train`` input dict for an se_e2_a model (float64).
+
+    ``sel`` (one maximum neighbour count per type of ``type_map``) defaults to
+    the size's floor (``DEEPMD_SIZES[size]["sel"]``) for every type;
+    :func:`fit_deepmd` passes one derived from the data (:func:`derive_sel`).
+    """
     if size not in DEEPMD_SIZES:
         raise InputError(f"--size {size!r}: choose one of {', '.join(DEEPMD_SIZES)}")
     s = DEEPMD_SIZES[size]
     nsteps = int(steps if steps is not None else s["steps"])
-    sel = list(s["sel"][:1]) * len(type_map)
+    if sel is None:
+        sel = [int(s["sel"])] * len(type_map)
+    elif len(sel) != len(type_map):
+        raise InputError(
+            f"sel {list(sel)}: need one count per type of {list(type_map)}, got {len(sel)}"
+        )
+    sel = [int(n) for n in sel]
     return {
         "model": {
             "type_map": list(type_map),
@@ -447,6 +501,53 @@ def deepmd_input(
     }
 
 
+def max_neighbours(frames: Sequence[Atoms], type_map: Sequence[str], rcut_A: float) -> list[int]:
+    """Return, per type of ``type_map``, the largest number of neighbours of that type
+    closer than ``rcut_A`` (Å) to any atom of any frame (periodic images included).
+
+    This is what DeePMD's ``sel`` must cover (as ``dp neighbor-stat`` reports it):
+    the neighbours of type *j* around a centre of any type, all frames. Every
+    periodic image within reach is included, so cells smaller than the cutoff
+    are counted right.
+    """
+    index = {s: k for k, s in enumerate(type_map)}
+    best = np.zeros(len(type_map), dtype=int)
+    for atoms in frames:
+        types = np.array([index[s] for s in atoms.get_chemical_symbols()])
+        cell = np.asarray(atoms.cell)
+        pos = atoms.get_positions(wrap=True)
+        ranges = []
+        for axis in range(3):
+            if atoms.pbc[axis]:
+                height = atoms.cell.volume / np.linalg.norm(
+                    np.cross(cell[(axis + 1) % 3], cell[(axis + 2) % 3])
+                )
+                n = int(np.ceil(rcut_A / height)) + 1
+                ranges.append(np.arange(-n, n + 1))
+            else:
+                ranges.append(np.zeros(1))
+        shifts = np.stack(np.meshgrid(*ranges, indexing="ij"), -1).reshape(-1, 3) @ cell
+        images = (pos[None, :, :] + shifts[:, None, :]).reshape(-1, 3)
+        onehot = np.eye(len(type_map), dtype=int)[np.tile(types, len(shifts))]
+        chunk = max(1, 2_000_000 // len(images))
+        for start in range(0, len(atoms), chunk):
+            r2 = ((pos[start : start + chunk, None, :] - images[None, :, :]) ** 2).sum(-1)
+            near = (r2 < rcut_A**2) & (r2 > 1e-16)
+            best = np.maximum(best, (near.astype(int) @ onehot).max(axis=0))
+    return best.tolist()
+
+
+def derive_sel(
+    counts: Sequence[int], floor: int = 0, margin: float = 1.15, multiple: int = 4
+) -> list[int]:
+    """Return DeePMD ``sel`` from maximum neighbour counts: ``counts x margin``,
+    rounded up to a multiple of ``multiple``, and at least ``floor`` (and ``multiple``)."""
+    return [
+        max(int(floor), int(multiple), int(multiple * np.ceil(c * margin / multiple - 1e-9)))
+        for c in counts
+    ]
+
+
 def _dp_test(env: Path, model: Path, systems: Path, wd: Path) -> tuple[float, float]:
     from ionmd.models.dpenv import run_in_env
 
@@ -479,6 +580,7 @@ def fit_deepmd(
     steps: int | None = None,
     dp_env: Path | str | None = None,
     type_map: Sequence[str] | None = None,
+    sel: Sequence[int] | None = None,
 ) -> FitResult:
     """Fit a DeePMD se_e2_a model (or a committee) with ``dp --pt train`` in the DeePMD env.
 
@@ -495,14 +597,26 @@ def fit_deepmd(
         Override the size's default number of training steps.
     type_map
         Element order of the model; default: the frames' elements by atomic number.
+    sel
+        Maximum number of neighbours of each type (in ``type_map`` order) within
+        the cutoff. Default: derived from the data, the largest count of each
+        type around any atom of any frame (:func:`max_neighbours`) x 1.15,
+        rounded up to a multiple of 4, never below the size's floor
+        (``DEEPMD_SIZES``). DeePMD silently drops the farthest neighbours beyond
+        ``sel``, so a too-small ``sel`` gives wrong forces. ``fit.json`` records
+        the choice under ``sel``.
     """
     from ionmd.models.dpenv import resolve_env, run_in_env
 
     t0 = time.time()
     data = Path(data)
     out = Path(out_dir).resolve()
+    if size not in DEEPMD_SIZES:
+        raise InputError(f"--size {size!r}: choose one of {', '.join(DEEPMD_SIZES)}")
     frames = load_labelled(data)
     species = list(type_map) if type_map else _species(frames)
+    if sel is not None and (len(sel) != len(species) or min(sel) < 1):
+        raise InputError(f"sel {list(sel)}: need one positive count per type of {species}")
     env = resolve_env(dp_env)
     tr, va, te = split_indices(len(frames), seed=seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -513,6 +627,26 @@ def fit_deepmd(
     (out / "split.json").write_text(
         json.dumps({"train": tr.tolist(), "valid": va.tolist(), "test": te.tolist()})
     )
+    rcut = float(DEEPMD_SIZES[size]["rcut"])
+    floor = int(DEEPMD_SIZES[size]["sel"])
+    counts = max_neighbours(frames, species, rcut)
+    if sel is None:
+        sel = derive_sel(counts, floor=floor)
+        how = (
+            f"derived: max neighbours per type within {rcut} A over all {len(frames)} frames "
+            f"x 1.15, rounded up to a multiple of 4, floor {floor}"
+        )
+    else:
+        how = "given by the user"
+    sel_info = {
+        "sel": [int(n) for n in sel],
+        "type_map": species,
+        "source": how,
+        "max_neighbours_in_data": counts,
+        "rcut_A": rcut,
+    }
+    if any(c > n for c, n in zip(counts, sel, strict=True)):
+        sel_info["warning"] = "sel is below the data's neighbour counts: DeePMD drops neighbours"
     members = []
     for k in range(committee):
         wd = out / f"member{k}"
@@ -522,7 +656,7 @@ def fit_deepmd(
             if not link.exists():
                 link.symlink_to(Path("..") / name)
         (wd / "input.json").write_text(
-            json.dumps(deepmd_input(species, size, steps, seed + k), indent=2)
+            json.dumps(deepmd_input(species, size, steps, seed + k, sel=sel), indent=2)
         )
         run_in_env(env, ["dp", "--pt", "train", "input.json"], cwd=wd, log=wd / "train.log")
         frozen = wd / "frozen.pth"
@@ -549,6 +683,7 @@ def fit_deepmd(
         members[0].test_force_rmse_meV_A,
         time.time() - t0,
         members,
+        sel_info,
     )
     (out / "fit.json").write_text(result.to_json() + "\n")
     return result

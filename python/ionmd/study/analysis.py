@@ -3,8 +3,10 @@
 Nothing is computed here that the analysis library computes: D per run with GLS
 uncertainties, seeds combined and Arrhenius fits come from
 :func:`ionmd.analysis.sweep.analyse_sweep`, hop mechanisms from
-:func:`ionmd.analysis.report.sweep_mechanisms`. This module only gathers them per
-model, adds the knock-off fraction and the cost from the LAMMPS logs.
+:func:`ionmd.analysis.report.sweep_mechanisms`, and the Arrhenius fit of the
+interstitial's jump rate from :func:`ionmd.analysis.report.defect_hop_arrhenius`.
+This module only gathers them per model, adds the knock-off fraction and the cost
+from the LAMMPS logs.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ionmd.analysis.arrhenius import ArrheniusResult
 from ionmd.analysis.mechanism import MechanismResult
-from ionmd.analysis.report import sweep_mechanisms
+from ionmd.analysis.report import defect_hop_arrhenius, sweep_mechanisms
 from ionmd.analysis.sweep import SweepAnalysis, analyse_sweep
 from ionmd.errors import InputError
 from ionmd.study.cost import ModelCost, model_cost
@@ -47,6 +50,7 @@ class DemoAnalysis:
     sweep: SweepAnalysis | None
     mechanisms: dict[str, dict[float, MechanismResult]] = field(default_factory=dict)
     hops: dict[str, HopCounts] = field(default_factory=dict)
+    hop_arrhenius: dict[str, ArrheniusResult] = field(default_factory=dict)
     costs: dict[str, ModelCost] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -78,6 +82,10 @@ def analyse_demo(sweep_dir: Path) -> DemoAnalysis:
         notes += [f"not analysed: {s}" for s in sw.skipped]
     out = DemoAnalysis(sweep=sw, mechanisms=mech, notes=list(dict.fromkeys(notes)))
     out.hops = {m: hop_counts(by_T) for m, by_T in mech.items()}
+    for m, by_T in mech.items():
+        fit = defect_hop_arrhenius(by_T, m)
+        if fit is not None:
+            out.hop_arrhenius[m] = fit
     index = json.loads((sweep_dir / "sweep.json").read_text())
     by_model: dict[str, list[Path]] = {}
     for run in index.get("runs", []):

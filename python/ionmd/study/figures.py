@@ -1,4 +1,4 @@
-"""The demo report's three PNGs: Arrhenius (both models), MSD, NEB profiles.
+"""The demo report's three PNGs: Arrhenius (tracer D and jump rate), MSD, NEB profiles.
 
 They draw results of ``ionmd.analysis`` and ``ionmd.neb``; nothing is fitted here
 except the straight line 6 D t + c of each combined D, which is drawn from the
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ionmd.analysis.arrhenius import ArrheniusResult
 from ionmd.analysis.diffusion import A2_PS_TO_CM2_S
 from ionmd.analysis.sweep import SweepAnalysis
 from ionmd.study.neb import NEBOutcome, ReferenceBarrier
@@ -33,10 +34,14 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_arrhenius_models(sw: SweepAnalysis | None, path: Path, md_cell: str) -> Path:
-    """ln D against 1000/T for every model, with error bars and the fitted Arrhenius line."""
+def plot_arrhenius_models(sw: SweepAnalysis | None, path: Path, md_cell: str,
+                          hop_fits: dict[str, ArrheniusResult] | None = None) -> Path:
+    """Arrhenius plots for every model: the tracer D (left) and the interstitial's jump rate.
+
+    Each panel has the points with their error bars and the fitted line with its Ea.
+    """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, (ax, ax_hop) = plt.subplots(1, 2, figsize=(11.0, 4.4))
     drawn = False
     for k, (model, by_T) in enumerate((sw.diffusion if sw else {}).items()):
         color = f"C{k}"
@@ -50,21 +55,40 @@ def plot_arrhenius_models(sw: SweepAnalysis | None, path: Path, md_cell: str) ->
             drawn = True
         fit = sw.arrhenius.get(model) if sw else None
         if fit is not None:
-            Tl = np.linspace(T.min() * 0.97, T.max() * 1.03, 50)
-            lo, hi = fit.Ea_ci95_eV
-            ax.plot(1000.0 / Tl, fit.predict(Tl), "-", color=color,
-                    label=f"fit: Ea = {fit.Ea_eV:.3f} eV (95% CI {lo:.3f} to {hi:.3f})")
+            _fit_line(ax, fit, T, color)
+    _finish_arrhenius(ax, drawn, "no positive D to plot", "Li tracer D (cm²/s)",
+                      f"Tracer D, LiF + Li interstitial, {md_cell}")
+    drawn = False
+    for k, (model, fit) in enumerate((hop_fits or {}).items()):
+        T = np.asarray(fit.T_K)
+        rate, err = np.asarray(fit.D_cm2_s), np.asarray(fit.D_err_cm2_s)
+        ax_hop.errorbar(1000.0 / T, rate, yerr=np.minimum(err, 0.999 * rate), fmt="s",
+                        color=f"C{k}", capsize=3,
+                        label=f"{MODEL_LABELS.get(model, model)}: jump rate (Poisson errors)")
+        _fit_line(ax_hop, fit, T, f"C{k}")
+        drawn = True
+    _finish_arrhenius(ax_hop, drawn, "no hops at two or more temperatures",
+                      "interstitial jumps per ps (knock-off + direct)",
+                      f"Interstitial jump rate, {md_cell}")
+    return _save(fig, path)
+
+
+def _fit_line(ax, fit: ArrheniusResult, T: np.ndarray, color: str) -> None:
+    Tl = np.linspace(T.min() * 0.97, T.max() * 1.03, 50)
+    lo, hi = fit.Ea_ci95_eV
+    ax.plot(1000.0 / Tl, fit.predict(Tl), "-", color=color,
+            label=f"fit: Ea = {fit.Ea_eV:.3f} eV (95% CI {lo:.3f} to {hi:.3f})")
+
+
+def _finish_arrhenius(ax, drawn: bool, empty_text: str, ylabel: str, title: str) -> None:
     if drawn:
         ax.set_yscale("log")
-    else:
-        ax.text(0.5, 0.5, "no positive D to plot", ha="center", va="center",
-                transform=ax.transAxes)
-    ax.set_xlabel("1000 / T (1/K)")
-    ax.set_ylabel("Li tracer D (cm²/s)")
-    ax.set_title(f"Arrhenius plot, LiF + Li interstitial, {md_cell}", fontsize=10)
-    if drawn:
         ax.legend(fontsize=7)
-    return _save(fig, path)
+    else:
+        ax.text(0.5, 0.5, empty_text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("1000 / T (1/K)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
 
 
 def plot_msd_models(sw: SweepAnalysis | None, path: Path) -> Path:

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ionmd.analysis.arrhenius import ArrheniusResult
 from ionmd.analysis.report import markdown_to_html
 from ionmd.study.analysis import DemoAnalysis
 from ionmd.study.figures import plot_arrhenius_models, plot_msd_models, plot_neb_profiles
@@ -23,7 +24,7 @@ from ionmd.study.neb import NEBOutcome, ReferenceBarrier, neb_cell_text
 from ionmd.study.plan import MODEL_LABELS, MODELS_DIR, NEB_CASES, DemoPlan, cell_label
 
 TABLE_HEADER = ("model", "training set (CHGNet-labelled frames)", "Ea ± 95% CI (eV)",
-                "D(300 K) (cm²/s) [95% CI]", "NEB knock-off (eV)", "NEB direct (eV)",
+                "Ea from hop rate ± 95% CI (eV)", "D(300 K) (cm²/s) [95% CI]", "NEB knock-off (eV)", "NEB direct (eV)",
                 "NEB cell", "knock-off fraction of hops", "µs/atom/step")
 CHGNET_TRAINING = "MPtrj (Materials Project relaxations, about 1.58 million structures)"
 NA = "n/a"
@@ -86,8 +87,7 @@ def table_rows(plan: DemoPlan, ana: DemoAnalysis, nebs: list[NEBOutcome],
     for model, fname in plan.models.items():
         fit = sw.arrhenius.get(model) if sw else None
         if fit is not None:
-            lo, hi = fit.Ea_ci95_eV
-            ea = f"{fit.Ea_eV:.3f} ± {(hi - lo) / 2:.3f}"
+            ea = _ea_text(fit, "")
             dlo, dhi = fit.D300K_ci95_cm2_s
             d300 = f"{_g(fit.D300K_cm2_s, '.2e')} [{_g(dlo, '.1e')}, {_g(dhi, '.1e')}]"
         else:
@@ -95,6 +95,8 @@ def table_rows(plan: DemoPlan, ana: DemoAnalysis, nebs: list[NEBOutcome],
                         if r.D_cm2_s > 0)
             ea = d300 = f"{NA} (no fit: D > 0 at {n_pos} temperature(s), 2 needed)"
         by_case = {o.case: o for o in nebs if o.model == model}
+        ea_hop = _ea_text(ana.hop_arrhenius.get(model), "no fit: interstitial hops at fewer "
+                                                          "than 2 temperatures")
         hops = ana.hops.get(model)
         if hops is None:
             frac = f"{NA} (no mechanism analysis)"
@@ -106,15 +108,23 @@ def table_rows(plan: DemoPlan, ana: DemoAnalysis, nebs: list[NEBOutcome],
         cost_text = (f"{cost.us_per_atom_step:.0f}" if cost and cost.us_per_atom_step
                      else f"{NA} (no timed run)")
         rows.append([f"{MODEL_LABELS.get(model, model)} (bundled {fname})",
-                     training_text(facts.get(fname)), ea, d300,
+                     training_text(facts.get(fname)), ea, ea_hop, d300,
                      _barrier_text(by_case.get("knockoff")), _barrier_text(by_case.get("direct")),
                      cell_label(plan.neb_cells), frac, cost_text])
     ref_cells = sorted({f"{r.cell.split()[0]} ({r.n_atoms} atoms)" for r in reference.values()})
     rows.append(["CHGNet 0.3.0 (the labeller; reference, ASE CI-NEB)", CHGNET_TRAINING,
-                 f"{NA} (no CHGNet MD)", f"{NA} (no CHGNet MD)",
+                 f"{NA} (no CHGNet MD)", f"{NA} (no CHGNet MD)", f"{NA} (no CHGNet MD)",
                  _ref_text(reference.get("knockoff")), _ref_text(reference.get("direct")),
                  ", ".join(ref_cells) or NA, f"{NA} (no CHGNet MD)", f"{NA} (not run in LAMMPS)"])
     return rows
+
+
+def _ea_text(fit: ArrheniusResult | None, why_missing: str) -> str:
+    """``Ea ± half the 95% interval`` (eV), or ``n/a (why)``."""
+    if fit is None:
+        return f"{NA} ({why_missing})"
+    lo, hi = fit.Ea_ci95_eV
+    return f"{fit.Ea_eV:.3f} ± {(hi - lo) / 2:.3f}"
 
 
 def _ref_text(ref: ReferenceBarrier | None) -> str:
@@ -151,7 +161,7 @@ def warnings_text(plan: DemoPlan, ctx: RunContext, nebs: list[NEBOutcome],
                   ana: DemoAnalysis | None = None) -> list[str]:
     """The report's 'read this first' list."""
     w = ["Provenance: both models were fitted to CHGNet 0.3.0 labels (energies, forces and "
-         "stresses of 500 LiF frames, inputs/README.md). CHGNet is a universal machine-learning "
+         "stresses of LiF frames; training-set sizes in the table, recipe in inputs/README.md). CHGNet is a universal machine-learning "
          "potential standing in for DFT here; the fitted models can at best reproduce CHGNet, "
          "whose own barriers are the reference row."]
     if plan.md_cells < 3:
@@ -175,8 +185,8 @@ def warnings_text(plan: DemoPlan, ctx: RunContext, nebs: list[NEBOutcome],
                  "temperature) points the MSD fit window is not diffusive (log-log slope below "
                  "0.85) or D is not positive (see the per-temperature table). Few hops move "
                  "only 2 of the Li ions each, so the vibrational MSD dominates short runs: treat "
-                 "these D values, Ea and D(300 K) as unreliable; the knock-off fraction and the "
-                 "NEB barriers do not depend on them.")
+                 "these D values, Ea and D(300 K) as unreliable; the knock-off fraction, the "
+                 "hop-rate Ea and the NEB barriers do not depend on them.")
     if plan.mode == "tiny":
         w.append("TINY MODE (tests only): a few MD steps and NEB steps; no number here means "
                  "anything.")
@@ -224,7 +234,7 @@ def write_report(plan: DemoPlan, out: Path, ana: DemoAnalysis, nebs: list[NEBOut
     md_cell = cell_label(plan.md_cells)
     figs = {
         "Arrhenius plot, both models": plot_arrhenius_models(ana.sweep, figdir / "arrhenius.png",
-                                                             md_cell),
+                                                             md_cell, ana.hop_arrhenius),
         "Li MSD": plot_msd_models(ana.sweep, figdir / "msd.png"),
         "NEB energy profiles": plot_neb_profiles(nebs, reference, figdir / "neb.png"),
     }
@@ -246,7 +256,11 @@ def write_report(plan: DemoPlan, out: Path, ana: DemoAnalysis, nebs: list[NEBOut
         "## Results", "",
         *_md_table(TABLE_HEADER, rows), "",
         "Ea: weighted Arrhenius fit of the Li tracer D over the temperatures (±: half the 95% "
-        "interval). D(300 K): that fit extrapolated, with its 95% interval. D comes from the "
+        "interval). Ea from hop rate: weighted Arrhenius fit of the interstitial's jump rate "
+        "(knock-off plus direct events per ps, seeds summed, Poisson errors) from the hop "
+        "analysis of the same MD; for a single defect D is proportional to that rate, which "
+        "is counted directly and so is far better determined than the tracer D in short runs. "
+        "D(300 K): the D fit extrapolated, with its 95% interval. D comes from the "
         "all-origin MSD fitted by generalised least squares with a modelled covariance, seeds "
         "combined (docs/analysis.md).",
         f"NEB: LAMMPS {'CI-NEB' if plan.neb_climb_steps else 'NEB (no climbing image)'} "
@@ -317,6 +331,8 @@ def _write_json(path: Path, plan: DemoPlan, ana: DemoAnalysis, nebs: list[NEBOut
         "models": {
             m: {
                 "arrhenius": sw.arrhenius[m].to_dict() if sw and m in sw.arrhenius else None,
+                "hop_rate_arrhenius": (ana.hop_arrhenius[m].to_dict()
+                                       if m in ana.hop_arrhenius else None),
                 "diffusion": ([sw.diffusion[m][T].to_dict() for T in sorted(sw.diffusion[m])]
                               if sw and m in sw.diffusion else []),
                 "hops": vars(ana.hops[m]) if m in ana.hops else None,
