@@ -105,7 +105,8 @@ def write_models_json(
         "family": "mace",
         "species": mace_fit["species"],
         "cutoff_A": 4.0,
-        "architecture": "MACE 16x0e, 2 interactions, correlation 2, max_ell 2, 8 radial basis, r_max 4.0 A",
+        "architecture": "MACE 16x0e, 2 interactions, correlation 2, max_ell 2, 8 radial basis, "
+        "r_max 4.0 A, ZBL pair repulsion",
         "dtype": "float32",
         "labeller": "CHGNet 0.3.0",
         "training_data": str(data),

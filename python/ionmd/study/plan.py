@@ -6,15 +6,16 @@ Three modes:
     Must finish within 15 minutes on an idle 2-core machine, NEBs and analysis included.
     MD in the 65-atom cell (2x2x2 conventional LiF + one Li interstitial), 4 temperatures
     x 2 models x 2 seeds of 0.5 ps equilibration + 8 ps production (2 fs steps, Li dumped
-    every 50 fs). Cost model (measured, 1 rank, 65 atoms, idle): bundled MACE 266 and
-    DeePMD 136 µs/atom/step, i.e. 17 and 9 ms per step, so the 16 runs take
-    8 x 4250 x (17 + 9) ms = 880 core-seconds, about 7.5 minutes on 2 cores. 2 fs rather
+    every 50 fs). Cost model (measured in the demo's own runs, 1 rank, 65 atoms, two runs at
+    once on 2 cores): bundled MACE 190 and DeePMD 209 µs/atom/step, i.e. 12 and 14 ms per
+    step, so the 16 runs take 8 x 4250 x (12 + 14) ms = 900 core-seconds, about 7.5 minutes
+    on 2 cores (measured 2026-12-01: MD 7.6 min, whole demo 8.5 min). 2 fs rather
     than 1 fs: a first try with 1 fs and 4 ps runs saw only 1-3 knock-off events per run,
     too few for the MSD fit to give a positive D in every run; the fastest LiF phonons
     have periods of about 50 fs, so 2 fs steps are still 25 per period. The NEBs use
     the 3x3x3 cell (217 atoms), where barriers are converged in cell size and comparable
     with the CHGNet reference, with 3 images (the symmetric protocol of docs/neb.md):
-    about 1 minute each on an idle machine. Diffusion numbers of this mode are not
+    about 13 s each (51 s for all four, measured 2026-12-01). Diffusion numbers of this mode are not
     converged in cell size and have wide error bars; the report says so.
 ``full`` (``--full``)
     The accurate mode: MD in the 217-atom cell (3x3x3), 4 temperatures x 3 seeds of
@@ -40,8 +41,8 @@ MODELS: dict[str, str] = {"mace": "lif_mace.pt", "deepmd": "lif_deepmd.pth"}
 
 MODEL_LABELS: dict[str, str] = {"mace": "MACE", "deepmd": "DeePMD se_e2_a"}
 
-COST_PRIOR_US_PER_ATOM_STEP: dict[str, float] = {"mace": 266.0, "deepmd": 136.0}
-"""Measured through ``pair_style mlip/torch`` on 1 rank, 65 atoms, idle machine (ETA prior)."""
+COST_PRIOR_US_PER_ATOM_STEP: dict[str, float] = {"mace": 190.0, "deepmd": 209.0}
+"""Measured through ``pair_style mlip/torch`` on 1 rank, 65 atoms, two runs on 2 cores (ETA prior)."""
 
 RUN_OVERHEAD_S = 6.0
 """LAMMPS start, plugin and model load per MD run (ETA prior)."""
@@ -188,7 +189,7 @@ PLANS: dict[str, DemoPlan] = {
         mode="quick", md_cells=2, temperatures_K=(700.0, 800.0, 900.0, 1000.0), seeds=(1, 2),
         dt_fs=2.0, n_equil=250, n_prod=4000, dump_every=25, restart_every=500,
         thermostat="csvr", neb_cells=3, neb_images=3, neb_ftol_eV_A=0.02, neb_steps=1000,
-        neb_climb_steps=500, neb_relax=True, neb_prior_s=60.0, analysis_prior_s=30.0,
+        neb_climb_steps=500, neb_relax=True, neb_prior_s=15.0, analysis_prior_s=5.0,
     ),
     "full": DemoPlan(
         mode="full", md_cells=3, temperatures_K=(700.0, 800.0, 900.0, 1000.0), seeds=(1, 2, 3),
