@@ -43,6 +43,8 @@ def test_report_recovers_Ea_from_D_and_from_hop_rates(tmp_path):
     assert all(c["vacancy"] > 100 and c["interstitialcy"] == 0 for c in counts.values())
     ea = mech["arrhenius"]["vacancy"]
     assert ea["Ea_ci95_eV"][0] < EA < ea["Ea_ci95_eV"][1]
+    # no interstitial hops here, so no interstitial jump-rate fit (rather than a fake one)
+    assert mech["interstitial_jump_arrhenius"] is None
 
 
 def test_sweep_mechanisms_notes_missing_reference(tmp_path):

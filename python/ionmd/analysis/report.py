@@ -186,8 +186,12 @@ def write_report(sweep_dir: str | Path, species: list[str] | None = None,
                           figdir / f"hops_{m.replace('/', '_')}.png", title=f"Hops per mechanism, {m}")
             md += ["", f"![hops {m}]({p.relative_to(sweep_dir)})", ""]
             fits = mechanism_arrhenius(by_T, m)
+            jumps = defect_hop_arrhenius(by_T, m)
             mech_json[m] = {"by_T": {str(T): r.to_dict() | {"events": len(r.events)} for T, r in by_T.items()},
-                            "arrhenius": {k: f.to_dict() for k, f in fits.items()}}
+                            "arrhenius": {k: f.to_dict() for k, f in fits.items()},
+                            "interstitial_jump_arrhenius": jumps.to_dict() if jumps else None}
+            if jumps is not None:  # the interstitial moves by both mechanisms: one rate, one Ea
+                fits = fits | {"interstitial jumps (" + " + ".join(INTERSTITIAL_HOPS) + ")": jumps}
             if fits:
                 md += ["| mechanism | Ea (eV) | 95% CI (eV) |", "|---|---|---|"]
                 md += [f"| {k} | {f.Ea_eV:.3f} | {f.Ea_ci95_eV[0]:.3f} – {f.Ea_ci95_eV[1]:.3f} |"
