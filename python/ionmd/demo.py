@@ -17,11 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "temperatures and seeds over MPI, compute NEB barriers, analyse diffusion "
                     "and mechanisms, and write report.md and report.html into --out. "
                     "Rerunning with the same --out resumes. The default (quick) mode takes "
-                    "about 15 minutes on 2 cores and uses a 65-atom cell; --full is the "
-                    "accurate mode (217 atoms, hours). See docs/demo.md.")
+                    "about 9 minutes on 2 cores and uses a 65-atom cell; --full is the "
+                    "accurate mode (217 atoms, about 1.3 hours). See docs/demo.md.")
     p.add_argument("--out", default="demo_out", help="output directory (default demo_out)")
     p.add_argument("--full", action="store_true",
-                   help="accurate mode: 217-atom cell, longer runs, more seeds (hours)")
+                   help="accurate mode: 217-atom cell, longer runs, more seeds (about 1.3 h)")
     p.add_argument("--np", type=int, default=None,
                    help="MPI ranks for the MD sweep, one run per rank (default: all cores)")
     p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests only

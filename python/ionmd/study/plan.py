@@ -19,8 +19,10 @@ Three modes:
     converged in cell size and have wide error bars; the report says so.
 ``full`` (``--full``)
     The accurate mode: MD in the 217-atom cell (3x3x3), 4 temperatures x 3 seeds of
-    2 ps + 20 ps, NEBs with 5 images and a tighter force tolerance. About 3.5 hours on
-    2 cores (cost model above, x 3.3 atoms).
+    1 ps + 16 ps (2 fs steps), NEBs with 5 images and a tighter force tolerance. About
+    1.3 hours on 2 cores (cost model above: 12 and 14 ms per 65-atom step, x 3.3 atoms),
+    so that it fits one working session; twice the quick mode's sampled time per
+    temperature and seed count, in a cell where the barriers are converged in size.
 ``tiny`` (``--tiny``, hidden; tests only)
     A handful of steps, to check the plumbing (tests/test_demo.py). Its numbers mean
     nothing.
@@ -193,9 +195,9 @@ PLANS: dict[str, DemoPlan] = {
     ),
     "full": DemoPlan(
         mode="full", md_cells=3, temperatures_K=(700.0, 800.0, 900.0, 1000.0), seeds=(1, 2, 3),
-        dt_fs=1.0, n_equil=2000, n_prod=20000, dump_every=50, restart_every=2000,
+        dt_fs=2.0, n_equil=500, n_prod=8000, dump_every=25, restart_every=1000,
         thermostat="csvr", neb_cells=3, neb_images=5, neb_ftol_eV_A=0.01, neb_steps=2000,
-        neb_climb_steps=2000, neb_relax=True, neb_prior_s=240.0, analysis_prior_s=120.0,
+        neb_climb_steps=2000, neb_relax=True, neb_prior_s=60.0, analysis_prior_s=60.0,
     ),
     "tiny": DemoPlan(
         mode="tiny", md_cells=2, temperatures_K=(800.0, 1000.0), seeds=(1,),
