@@ -79,14 +79,8 @@ def sweep_mechanisms(sweep_dir: Path, species: list[str] | None, reference: str 
 
 def mechanism_arrhenius(by_T: dict[float, MechanismResult], label: str) -> dict[str, ArrheniusResult]:
     """Arrhenius fit of each mechanism's rate over the temperatures where it was seen."""
-    fits = {}
-    for m in MECHANISMS:
-        Ts = [T for T in sorted(by_T) if by_T[T].counts[m] > 0]
-        if len(Ts) >= 2:
-            fits[m] = fit_arrhenius(Ts, [by_T[T].rates_per_ps[m] for T in Ts],
-                                    [by_T[T].rates_err_per_ps[m] for T in Ts],
-                                    label=f"{label} {m}", quantity="rate_per_ps")
-    return fits
+    fits = {m: defect_hop_arrhenius(by_T, label, (m,)) for m in MECHANISMS}
+    return {m: f for m, f in fits.items() if f is not None}
 
 
 INTERSTITIAL_HOPS = ("interstitialcy", "direct_interstitial")
@@ -96,6 +90,8 @@ INTERSTITIAL_HOPS = ("interstitialcy", "direct_interstitial")
 def defect_hop_arrhenius(by_T: dict[float, MechanismResult], label: str,
                          mechanisms: tuple[str, ...] = INTERSTITIAL_HOPS) -> ArrheniusResult | None:
     """Arrhenius fit of the defect's total jump rate (events per ps) over temperature.
+
+    With one mechanism it is that mechanism's rate (:func:`mechanism_arrhenius`).
 
     For a single point defect the tracer D is proportional to its jump rate, but the
     tracer MSD averages the few ions it moves with all the vibrating ones, so short

@@ -506,34 +506,20 @@ def max_neighbours(frames: Sequence[Atoms], type_map: Sequence[str], rcut_A: flo
     closer than ``rcut_A`` (Å) to any atom of any frame (periodic images included).
 
     This is what DeePMD's ``sel`` must cover (as ``dp neighbor-stat`` reports it):
-    the neighbours of type *j* around a centre of any type, all frames. Every
-    periodic image within reach is included, so cells smaller than the cutoff
-    are counted right.
+    the neighbours of type *j* around a centre of any type, all frames. ASE's
+    neighbour list includes every periodic image within reach (an atom's own
+    images too), so cells smaller than the cutoff are counted right.
     """
+    from ase.neighborlist import neighbor_list
+
     index = {s: k for k, s in enumerate(type_map)}
     best = np.zeros(len(type_map), dtype=int)
     for atoms in frames:
         types = np.array([index[s] for s in atoms.get_chemical_symbols()])
-        cell = np.asarray(atoms.cell)
-        pos = atoms.get_positions(wrap=True)
-        ranges = []
-        for axis in range(3):
-            if atoms.pbc[axis]:
-                height = atoms.cell.volume / np.linalg.norm(
-                    np.cross(cell[(axis + 1) % 3], cell[(axis + 2) % 3])
-                )
-                n = int(np.ceil(rcut_A / height)) + 1
-                ranges.append(np.arange(-n, n + 1))
-            else:
-                ranges.append(np.zeros(1))
-        shifts = np.stack(np.meshgrid(*ranges, indexing="ij"), -1).reshape(-1, 3) @ cell
-        images = (pos[None, :, :] + shifts[:, None, :]).reshape(-1, 3)
-        onehot = np.eye(len(type_map), dtype=int)[np.tile(types, len(shifts))]
-        chunk = max(1, 2_000_000 // len(images))
-        for start in range(0, len(atoms), chunk):
-            r2 = ((pos[start : start + chunk, None, :] - images[None, :, :]) ** 2).sum(-1)
-            near = (r2 < rcut_A**2) & (r2 > 1e-16)
-            best = np.maximum(best, (near.astype(int) @ onehot).max(axis=0))
+        i, j = neighbor_list("ij", atoms, rcut_A)
+        per_centre = np.zeros((len(atoms), len(type_map)), dtype=int)
+        np.add.at(per_centre, (i, types[j]), 1)
+        best = np.maximum(best, per_centre.max(axis=0))
     return best.tolist()
 
 
