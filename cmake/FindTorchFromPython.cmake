@@ -14,14 +14,8 @@ if(NOT Torch_DIR)
 endif()
 find_package(Torch REQUIRED)
 
-# Full version string of the torch we compile against, read from the install
-# tree (pip torch: torch/version.py; libtorch zip: build-version).
-set(IONMD_TORCH_VERSION "${Torch_VERSION}")
-if(EXISTS "${TORCH_INSTALL_PREFIX}/version.py")
-  file(STRINGS "${TORCH_INSTALL_PREFIX}/version.py" _v REGEX "^__version__")
-  string(REGEX REPLACE ".*['\"]([^'\"]+)['\"].*" "\\1" IONMD_TORCH_VERSION "${_v}")
-elseif(EXISTS "${TORCH_INSTALL_PREFIX}/build-version")
-  file(STRINGS "${TORCH_INSTALL_PREFIX}/build-version" IONMD_TORCH_VERSION LIMIT_COUNT 1)
-endif()
+# Full version string of the torch we compile against.
+include(${CMAKE_CURRENT_LIST_DIR}/IonmdTorchVersion.cmake)
+ionmd_torch_version(IONMD_TORCH_VERSION)
 set(IONMD_TORCH_LIBDIR "${TORCH_INSTALL_PREFIX}/lib")
 message(STATUS "ionmd: torch ${IONMD_TORCH_VERSION} at ${TORCH_INSTALL_PREFIX}")

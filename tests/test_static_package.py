@@ -85,6 +85,8 @@ def test_install_puts_files_where_lammps_cmake_looks(tmp_path):
         assert (pkg / name).read_bytes() == (SOURCES / name).read_bytes(), name
     module = lammps / "cmake" / "Modules" / "Packages" / "ML-IONMD.cmake"
     assert module.read_text() == (STATIC / "ML-IONMD.cmake").read_text()
+    shared = lammps / "cmake" / "Modules" / "Packages" / "IonmdTorchVersion.cmake"
+    assert shared.read_text() == (ROOT / "cmake" / "IonmdTorchVersion.cmake").read_text()
 
     text = (lammps / "cmake" / "CMakeLists.txt").read_text()
     assert cmake_list(text, "set(STANDARD_PACKAGES") == ["ADIOS", "ML-PACE", "PLUGIN", "YAFF", "ML-IONMD"]

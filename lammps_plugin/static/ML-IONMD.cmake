@@ -18,15 +18,10 @@ if(TARGET caffe2::mkl)
   endif()
 endif()
 
-# Full torch version, as abi_check.cpp records it (pip torch: version.py;
-# libtorch archive: build-version).
-set(IONMD_TORCH_VERSION "${Torch_VERSION}")
-if(EXISTS "${TORCH_INSTALL_PREFIX}/version.py")
-  file(STRINGS "${TORCH_INSTALL_PREFIX}/version.py" _ionmd_v REGEX "^__version__")
-  string(REGEX REPLACE ".*['\"]([^'\"]+)['\"].*" "\\1" IONMD_TORCH_VERSION "${_ionmd_v}")
-elseif(EXISTS "${TORCH_INSTALL_PREFIX}/build-version")
-  file(STRINGS "${TORCH_INSTALL_PREFIX}/build-version" IONMD_TORCH_VERSION LIMIT_COUNT 1)
-endif()
+# Full torch version, as abi_check.cpp records it (the plugin build's reader,
+# copied next to this file by install_package.py).
+include(${CMAKE_CURRENT_LIST_DIR}/IonmdTorchVersion.cmake)
+ionmd_torch_version(IONMD_TORCH_VERSION)
 
 # LAMMPS version of this tree: PROJECT_VERSION is year.month.day.update.
 string(REPLACE "." ";" _ionmd_parts "${PROJECT_VERSION}")

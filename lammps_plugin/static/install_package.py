@@ -15,7 +15,8 @@ What it does (running it again refreshes the sources and changes nothing else):
 
 * copies lammps_plugin/src (all but plugin_main.cpp, the plugin entry) and the
   style header pair_mlip_torch_style.h to <lammps-dir>/src/ML-IONMD/;
-* copies ML-IONMD.cmake (finds Torch, links it, defines the IONMD_* macros) to
+* copies ML-IONMD.cmake (finds Torch, links it, defines the IONMD_* macros) and
+  the torch-version reader it shares with the plugin build (cmake/IonmdTorchVersion.cmake) to
   <lammps-dir>/cmake/Modules/Packages/;
 * adds ML-IONMD to the STANDARD_PACKAGES list of <lammps-dir>/cmake/CMakeLists.txt
   (which defines the PKG_ML-IONMD option and compiles src/ML-IONMD/*.cpp) and to
@@ -38,6 +39,7 @@ SOURCES = HERE.parent / "src"
 NOT_INSTALLED = {"plugin_main.cpp"}    # the plugin entry; LAMMPS registers the style itself
 STYLE_HEADER = HERE / "pair_mlip_torch_style.h"
 CMAKE_MODULE = HERE / f"{PACKAGE}.cmake"
+TORCH_VERSION_MODULE = HERE.parent.parent / "cmake" / "IonmdTorchVersion.cmake"  # shared with the plugin build
 
 
 class InstallError(Exception):
@@ -103,8 +105,10 @@ def install(lammps_dir: Path) -> list[str]:
     sources = sorted(
         p for p in SOURCES.iterdir() if p.suffix in (".cpp", ".h") and p.name not in NOT_INSTALLED
     )
-    if not sources or not STYLE_HEADER.is_file() or not CMAKE_MODULE.is_file():
-        raise InstallError(f"ionmd sources incomplete: {SOURCES}, {STYLE_HEADER}, {CMAKE_MODULE}")
+    modules = (CMAKE_MODULE, TORCH_VERSION_MODULE)
+    if not sources or not STYLE_HEADER.is_file() or not all(m.is_file() for m in modules):
+        raise InstallError(f"ionmd sources incomplete: {SOURCES}, {STYLE_HEADER}, "
+                           f"{', '.join(map(str, modules))}")
     files = [*sources, STYLE_HEADER]
     conflicts = [p.name for p in files if (src / p.name).exists()]
     if conflicts:
@@ -119,12 +123,13 @@ def install(lammps_dir: Path) -> list[str]:
     pkg_dir.mkdir()
     for path in files:
         shutil.copy2(path, pkg_dir / path.name)
-    shutil.copy2(CMAKE_MODULE, packages / CMAKE_MODULE.name)
+    for module in modules:
+        shutil.copy2(module, packages / module.name)
     if added:
         cmakelists.write_text(text)
     report = [
         f"copied {len(files)} files to {pkg_dir}",
-        f"copied {CMAKE_MODULE.name} to {packages}",
+        f"copied {', '.join(m.name for m in modules)} to {packages}",
     ]
     if added:
         report.append(f"registered {PACKAGE} in {cmakelists}: {', '.join(added)}")
