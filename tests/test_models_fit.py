@@ -20,6 +20,7 @@ from ionmd.errors import InputError, IonmdError
 from ionmd.models.deepmd_data import write_deepmd_systems
 from ionmd.models.dpenv import default_env_path, is_deepmd_env
 from ionmd.models.fit import (
+    CONTINUE_START_LR,
     deepmd_input,
     derive_sel,
     fit_deepmd,
@@ -221,6 +222,27 @@ def test_deepmd_sel_covers_neighbours_of_other_chemistries():
         deepmd_input(["Li", "F"], "small", sel=[52])
 
 
+def test_deepmd_continued_input_and_init_model_errors(tmp_path, cu_labelled):
+    fresh = deepmd_input(["Li", "F"], "small", steps=30000)
+    cont = deepmd_input(["Li", "F"], "small", steps=30000, continued=True)
+    assert fresh["learning_rate"]["start_lr"] == 2e-3
+    assert cont["learning_rate"]["start_lr"] == CONTINUE_START_LR < 2e-3
+    assert cont["learning_rate"]["stop_lr"] == fresh["learning_rate"]["stop_lr"]
+    # The prefactors stay where the first run ended; the model and data are unchanged.
+    assert (cont["loss"]["start_pref_e"], cont["loss"]["start_pref_f"]) == (
+        fresh["loss"]["limit_pref_e"], fresh["loss"]["limit_pref_f"])
+    assert cont["model"] == fresh["model"] and cont["training"] == fresh["training"]
+    with pytest.raises(InputError, match="--init-model .*nowhere: no such file or directory"):
+        fit_deepmd(cu_labelled, tmp_path / "o", init_model=tmp_path / "nowhere")
+    (tmp_path / "old" / "member0").mkdir(parents=True)
+    with pytest.raises(InputError, match="no checkpoint .*member0/model.ckpt.pt"):
+        fit_deepmd(cu_labelled, tmp_path / "o", init_model=tmp_path / "old")
+    ckpt = tmp_path / "old" / "member0" / "model.ckpt.pt"
+    ckpt.write_bytes(b"")
+    with pytest.raises(InputError, match="one checkpoint for a committee of 2"):
+        fit_deepmd(cu_labelled, tmp_path / "o", committee=2, init_model=ckpt)
+
+
 @pytest.mark.skipif(
     not is_deepmd_env(default_env_path()), reason="no DeePMD env (run `ionmd env deepmd`)"
 )
@@ -247,6 +269,19 @@ def test_fit_deepmd_tiny(tmp_path):
         np.mean(np.concatenate([a.arrays["classical_forces"] for a in frames]) ** 2)
     )
     assert 0.0 < result.test_force_rmse_meV_A < 5 * scale
+    # Training on from that fit: same split, the checkpoint passed to dp, the second cycle.
+    cont = fit_deepmd(tmp_path / "lif.extxyz", tmp_path / "dp2", size="tiny", steps=10,
+                      init_model=tmp_path / "dp")
+    assert cont.init_model == [str((tmp_path / "dp" / "member0" / "model.ckpt.pt").resolve())]
+    assert json.loads((tmp_path / "dp2" / "split.json").read_text()) == json.loads(
+        (tmp_path / "dp" / "split.json").read_text())
+    used = json.loads((tmp_path / "dp2" / "member0" / "input.json").read_text())
+    assert used["learning_rate"]["start_lr"] == CONTINUE_START_LR
+    assert used["loss"]["start_pref_f"] == used["loss"]["limit_pref_f"] == 1
+    log = (tmp_path / "dp2" / "member0" / "train.log").read_text()
+    assert f"Resuming from {cont.init_model[0]}" in log  # dp loaded the weights
+    # Continuing from trained weights cannot start worse than an untrained model would.
+    assert 0.0 < cont.test_force_rmse_meV_A < 5 * scale
 
 
 def test_emt_reference_is_deterministic():
@@ -279,6 +314,10 @@ def test_cli_fit_and_label_argument_errors(tmp_path):
         (
             ["fit", "deepmd", str(data), "-o", str(tmp_path / "o"), "--foundation", "x.model"],
             "--foundation applies",
+        ),
+        (
+            ["fit", "mace", str(data), "-o", str(tmp_path / "o"), "--init-model", str(tmp_path)],
+            "--init-model applies to `ionmd fit deepmd` only",
         ),
         (
             ["label", str(data), "-o", str(tmp_path / "l.extxyz"), "--calculator", "emt"],

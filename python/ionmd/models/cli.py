@@ -54,6 +54,9 @@ def _fit(args: argparse.Namespace) -> int:
     if args.family == "mace":
         if args.dp_env is not None:
             raise InputError("--dp-env applies to `ionmd fit deepmd` only")
+        if args.init_model is not None:
+            raise InputError("--init-model applies to `ionmd fit deepmd` only "
+                             "(MACE: --foundation)")
         result = fit_mace(
             args.data,
             args.output,
@@ -83,6 +86,7 @@ def _fit(args: argparse.Namespace) -> int:
             steps=args.steps,
             dp_env=args.dp_env,
             sel=sel,
+            init_model=args.init_model,
         )
     print(result.to_json())
     return 0
@@ -182,6 +186,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-zbl",
         action="store_true",
         help="MACE: leave out the ZBL short-range pair repulsion (on by default)",
+    )
+    p.add_argument(
+        "--init-model",
+        type=Path,
+        default=None,
+        help="DeePMD: train on from a checkpoint (.pt) or an earlier `ionmd fit deepmd` "
+        "directory, with a lower learning-rate cycle (same data, --seed and --sel)",
     )
     p.add_argument(
         "--dp-env",

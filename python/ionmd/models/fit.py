@@ -134,6 +134,7 @@ class FitResult:
     wall_s: float
     members: list[MemberResult] = field(default_factory=list)
     sel: dict | None = None  # DeePMD only: the chosen sel and how (see fit_deepmd)
+    init_model: list[str] | None = None  # DeePMD only: checkpoints continued from, per member
 
     def to_json(self) -> str:
         """Return the result as a JSON string."""
@@ -429,18 +430,29 @@ def fit_mace(
     return result
 
 
+CONTINUE_START_LR = 5e-4
+"""Starting learning rate of a DeePMD run continued from a checkpoint (a second, lower
+annealing cycle; the first starts at 2e-3)."""
+
+
 def deepmd_input(
     type_map: Sequence[str],
     size: str = "small",
     steps: int | None = None,
     seed: int = 0,
     sel: Sequence[int] | None = None,
+    continued: bool = False,
 ) -> dict:
     """Return a ``dp --pt train`` input dict for an se_e2_a model (float64).
 
     ``sel`` (one maximum neighbour count per type of ``type_map``) defaults to
     the size's floor (``DEEPMD_SIZES[size]["sel"]``) for every type;
     :func:`fit_deepmd` passes one derived from the data (:func:`derive_sel`).
+
+    ``continued`` is for training on from a checkpoint (``--init-model``): the
+    learning rate then starts at ``CONTINUE_START_LR`` instead of 2e-3, and the
+    loss prefactors stay at the values the first run ended with (energy 1,
+    forces 1) instead of ramping up from force-dominated ones again.
     """
     if size not in DEEPMD_SIZES:
         raise InputError(f"--size {size!r}: choose one of {', '.join(DEEPMD_SIZES)}")
@@ -477,14 +489,14 @@ def deepmd_input(
         "learning_rate": {
             "type": "exp",
             "decay_steps": max(1, nsteps // 100),
-            "start_lr": 0.002,
+            "start_lr": CONTINUE_START_LR if continued else 0.002,
             "stop_lr": 3.5e-6 if nsteps > 1000 else 1e-4,
         },
         "loss": {
             "type": "ener",
-            "start_pref_e": 0.02,
+            "start_pref_e": 1 if continued else 0.02,
             "limit_pref_e": 1,
-            "start_pref_f": 1000,
+            "start_pref_f": 1 if continued else 1000,
             "limit_pref_f": 1,
             "start_pref_v": 0,
             "limit_pref_v": 0,
@@ -567,6 +579,7 @@ def fit_deepmd(
     dp_env: Path | str | None = None,
     type_map: Sequence[str] | None = None,
     sel: Sequence[int] | None = None,
+    init_model: Path | str | None = None,
 ) -> FitResult:
     """Fit a DeePMD se_e2_a model (or a committee) with ``dp --pt train`` in the DeePMD env.
 
@@ -591,6 +604,14 @@ def fit_deepmd(
         (``DEEPMD_SIZES``). DeePMD silently drops the farthest neighbours beyond
         ``sel``, so a too-small ``sel`` gives wrong forces. ``fit.json`` records
         the choice under ``sel``.
+    init_model
+        Train on from earlier weights (``dp --pt train --init-model``) instead of from
+        scratch, with a second, lower learning-rate cycle (:func:`deepmd_input`,
+        ``continued``): either a checkpoint ``.pt`` (committee of one) or the output
+        directory of an earlier ``fit_deepmd``, whose ``member{k}/model.ckpt.pt``
+        member *k* continues. The architecture and ``sel`` must be the checkpoint's;
+        with the same data and ``seed`` the split, and so the held-out test set, is the
+        same as the earlier fit's.
     """
     from ionmd.models.dpenv import resolve_env, run_in_env
 
@@ -603,6 +624,7 @@ def fit_deepmd(
     species = list(type_map) if type_map else _species(frames)
     if sel is not None and (len(sel) != len(species) or min(sel) < 1):
         raise InputError(f"sel {list(sel)}: need one positive count per type of {species}")
+    starts = _init_checkpoints(init_model, committee)
     env = resolve_env(dp_env)
     tr, va, te = split_indices(len(frames), seed=seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -642,9 +664,15 @@ def fit_deepmd(
             if not link.exists():
                 link.symlink_to(Path("..") / name)
         (wd / "input.json").write_text(
-            json.dumps(deepmd_input(species, size, steps, seed + k, sel=sel), indent=2)
+            json.dumps(
+                deepmd_input(species, size, steps, seed + k, sel=sel, continued=bool(starts)),
+                indent=2,
+            )
         )
-        run_in_env(env, ["dp", "--pt", "train", "input.json"], cwd=wd, log=wd / "train.log")
+        train = ["dp", "--pt", "train", "input.json"]
+        if starts:
+            train += ["--init-model", str(starts[k])]
+        run_in_env(env, train, cwd=wd, log=wd / "train.log")
         frozen = wd / "frozen.pth"
         run_in_env(
             env,
@@ -670,6 +698,28 @@ def fit_deepmd(
         time.time() - t0,
         members,
         sel_info,
+        [str(c) for c in starts] or None,
     )
     (out / "fit.json").write_text(result.to_json() + "\n")
     return result
+
+
+def _init_checkpoints(init_model: Path | str | None, committee: int) -> list[Path]:
+    """The checkpoint each member continues from (empty: train from scratch)."""
+    if init_model is None:
+        return []
+    path = Path(init_model).resolve()
+    if path.is_file():
+        if committee != 1:
+            raise InputError(
+                f"--init-model {init_model}: one checkpoint for a committee of {committee}; "
+                "give the earlier fit's output directory (member{k}/model.ckpt.pt each)"
+            )
+        return [path]
+    if not path.is_dir():
+        raise InputError(f"--init-model {init_model}: no such file or directory")
+    starts = [path / f"member{k}" / "model.ckpt.pt" for k in range(committee)]
+    missing = [str(c) for c in starts if not c.is_file()]
+    if missing:
+        raise InputError(f"--init-model {init_model}: no checkpoint {', '.join(missing)}")
+    return [c.resolve() for c in starts]  # model.ckpt.pt links to the last step's file
