@@ -26,6 +26,7 @@ from ionmd.driver.structure import make_structure
 from ionmd.driver.sweep import prepare_sweep
 from ionmd.driver.sweep_config import load_sweep_config, plan_runs
 from ionmd.errors import InputError
+from ionmd.filehash import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 LJ = ('{ pair_style = "lj/cut 6.0", '
@@ -174,6 +175,41 @@ def test_missing_model_allowed_only_on_request(tmp_path):
         load_sweep_config(toml)
     config = load_sweep_config(toml, allow_missing_models=True)
     assert config.missing_models == {"ghost": str((tmp_path / "ghost.pt").resolve())}
+
+
+def test_resume_refuses_a_changed_model_file_and_restarts_unfinished_runs(tmp_path, monkeypatch):
+    import ionmd.driver.sweep as sweep
+    from ionmd.driver.sweep import model_hashes, resume_point, save_status
+
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"first model")
+    toml = _write_toml(tmp_path, f'lj = {LJ}\nml = "m.pt"')
+    config = load_sweep_config(toml)
+    runs, _ = prepare_sweep(config)
+    old = model_hashes(config, "ml")
+    assert old == {str(model.resolve()): file_sha256(model)} and model_hashes(config, "lj") == {}
+    done, unfinished = [r for r in runs if r.model == "ml"][:2]
+    done.status, done.attempts, done.model_sha256 = "done", 1, old
+    unfinished.status, unfinished.attempts, unfinished.model_sha256 = "interrupted", 1, old
+    for r in (done, unfinished):
+        save_status(config.sweep_dir, r)
+    run_dir = config.sweep_dir / unfinished.dir
+    # A readable restart file (reading them is tested with real LAMMPS runs below).
+    monkeypatch.setattr(sweep, "latest_restart", lambda d: ("restart.a.lmp", 1000))
+    assert resume_point(unfinished, run_dir, old) == ("restart.a.lmp", 1000)  # same model
+    # Same bytes again: the resume goes ahead and keeps the finished run.
+    again, todo = prepare_sweep(config, resume=True)
+    assert done.id not in todo and unfinished.id in todo
+
+    model.write_bytes(b"second model")
+    new = model_hashes(config, "ml")
+    assert new != old
+    # The interrupted trajectory is not continued with another model ...
+    assert resume_point(unfinished, run_dir, new) is None
+    # ... and a finished run of the old model stops the resume, naming the file and the run.
+    with pytest.raises(InputError, match=rf"m.pt changed since run\(s\) {done.id} finished"):
+        prepare_sweep(config, resume=True)
+    assert json.loads((config.sweep_dir / done.dir / "status.json").read_text())["status"] == "done"
 
 
 # --- Runs over MPI groups ------------------------------------------------------------------

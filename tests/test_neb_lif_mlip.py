@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ionmd.filehash import file_sha256
 from ionmd.neb.cases import run_case
-from ionmd.neb.io import file_sha256
 from ionmd.neb.lammps_input import NEBSettings
 from ionmd.neb.parse import partition_energies_eV, read_coords_A, read_dump_positions_A
 from ionmd.neb.potential import Potential

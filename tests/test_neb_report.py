@@ -17,7 +17,7 @@ import pytest
 from ionmd.analysis.cli import register
 from ionmd.analysis.synthetic import hopping_sweep
 from ionmd.errors import InputError
-from ionmd.neb.io import file_sha256
+from ionmd.filehash import file_sha256
 from ionmd.neb.result import NEBResult
 from ionmd.neb.sweep_match import find_neb_results, match_results, sweep_models
 

@@ -37,6 +37,7 @@ from ionmd.driver.runner import (
 from ionmd.driver.structure import make_structure, read_type_map
 from ionmd.driver.sweep_config import RunPlan, SweepConfig, plan_runs
 from ionmd.errors import InputError, IonmdError
+from ionmd.filehash import file_sha256
 
 STATUSES = ("pending", "running", "done", "failed", "interrupted")
 CSV_COLUMNS = ("id", "model", "structure", "T_K", "seed", "dir", "status", "dump", "data_file",
@@ -86,6 +87,7 @@ class RunRecord:
     host: str | None = None
     group: int | None = None
     gpu: int | None = None
+    model_sha256: dict[str, str] = field(default_factory=dict)  # model file -> hash, per attempt
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,6 +201,8 @@ def prepare_sweep(config: SweepConfig, resume: bool = False, retry_failed: bool 
     data_files = _prepare_structures(config)
     runs: list[RunRecord] = []
     todo: list[str] = []
+    changed: list[RunRecord] = []
+    hashes = {name: model_hashes(config, name) for name in config.models}
     for plan in plan_runs(config):
         fresh = _record_for(plan, config, data_files)
         path = status_path(sweep_dir, fresh)
@@ -209,7 +213,8 @@ def prepare_sweep(config: SweepConfig, resume: bool = False, retry_failed: bool 
             except (json.JSONDecodeError, TypeError):
                 record = fresh
         if record.status == "done":
-            pass
+            if record.model_sha256 and record.model_sha256 != hashes[record.model]:
+                changed.append(record)
         elif record.status == "failed" and not retry_failed:
             pass
         else:
@@ -219,9 +224,38 @@ def prepare_sweep(config: SweepConfig, resume: bool = False, retry_failed: bool 
         if record.status != "done" and record.status != "failed":
             record.status = "pending" if record.attempts == 0 else "interrupted"
         runs.append(record)
+    if changed:
+        files = sorted({f for r in changed for f, h in r.model_sha256.items()
+                        if hashes[r.model].get(f) != h})
+        raise InputError(
+            f"{sweep_dir}: model file(s) {', '.join(files)} changed since run(s) "
+            f"{', '.join(r.id for r in changed)} finished with them; resuming would mix two "
+            "models in one sweep. Move those run directories away to rerun them with the new "
+            "file, or start a new sweep_dir")
+    for record in runs:
         save_status(sweep_dir, record)
     write_index(sweep_dir, config.name, runs)
     return runs, todo
+
+
+def model_hashes(config: SweepConfig, model: str) -> dict[str, str]:
+    """SHA-256 of each existing file of ``model`` (raw pair styles have none): file -> hash."""
+    return {str(m.path): file_sha256(m.path) for m in config.models[model]
+            if m.path is not None and Path(m.path).is_file()}
+
+
+def resume_point(run: RunRecord, run_dir: Path, hashes: dict[str, str]) -> tuple[str, int] | None:
+    """The restart file (and step) an unfinished run continues from, or None to start afresh.
+
+    None for a first or a failed attempt, when no restart file is readable, and when the
+    model files differ from those the earlier attempt ran with (``hashes`` is the current
+    :func:`model_hashes`): a trajectory is never continued with another model.
+    """
+    if run.attempts == 0 or run.status == "failed":
+        return None
+    if run.model_sha256 and run.model_sha256 != hashes:
+        return None
+    return latest_restart(run_dir)
 
 
 # --- One run -------------------------------------------------------------------------------
@@ -255,8 +289,10 @@ def _start_run(config: SweepConfig, run: RunRecord, ranks: int, gpu: int | None,
     sweep_dir = config.sweep_dir
     run_dir = sweep_dir / run.dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    restart = latest_restart(run_dir) if run.attempts > 0 and run.status != "failed" else None
-    if run.status == "failed" or restart is None:
+    hashes = model_hashes(config, run.model)
+    model_changed = bool(run.attempts and run.model_sha256 and run.model_sha256 != hashes)
+    restart = resume_point(run, run_dir, hashes)
+    if restart is None:
         _fresh_run_dir(run_dir)
         run.resumed_from_step = None
     else:
@@ -273,8 +309,10 @@ def _start_run(config: SweepConfig, run: RunRecord, ranks: int, gpu: int | None,
     run.host = socket.gethostname()
     run.group = group
     run.gpu = gpu
+    run.model_sha256 = hashes
     run.history.append({"attempt": run.attempts, "started_at": run.started_at,
-                        "resumed_from_step": run.resumed_from_step})
+                        "resumed_from_step": run.resumed_from_step,
+                        **({"model_changed": True} if model_changed else {})})
     save_status(sweep_dir, run)
     models = config.models[run.model]
     missing = [m.path for m in models if m.path is not None and not Path(m.path).is_file()]

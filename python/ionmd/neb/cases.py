@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ionmd.errors import InputError
-from ionmd.neb.io import file_sha256
+from ionmd.filehash import file_sha256
 from ionmd.neb.lammps_input import NEBSettings
 from ionmd.neb.potential import Potential
 from ionmd.neb.result import NEBResult, plot_profile

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
@@ -61,11 +60,3 @@ def read_structure(path: str | Path) -> Atoms:
     except Exception as exc:
         raise InputError(f"cannot read structure file {p}: {exc}") from exc
 
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file (which model file a barrier belongs to)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ionmd.errors import InputError
-from ionmd.neb.io import file_sha256
+from ionmd.filehash import file_sha256
 from ionmd.neb.result import NEBResult
 
 NEB_SUBDIR = "neb"

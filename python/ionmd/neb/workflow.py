@@ -8,8 +8,8 @@ import numpy as np
 from ase import Atoms
 
 from ionmd.errors import InputError
+from ionmd.filehash import file_sha256
 from ionmd.neb.interpolate import make_images
-from ionmd.neb.io import file_sha256
 from ionmd.neb.lammps_input import NEBSettings, write_neb_input
 from ionmd.neb.parse import parse_universe_log, read_dump_positions_A, stopping_criteria
 from ionmd.neb.potential import Potential
