@@ -189,6 +189,19 @@ def test_tiny_demo_shows_progress_and_resumes_without_rerunning(tiny_demo):
     assert "(resumed: finished runs and NEBs were reused)" in (tiny_demo["out"] / "report.md").read_text()
 
 
+def test_resumed_stage_prior_counts_only_the_work_left():
+    import io
+
+    from ionmd.study.progress import DemoProgress
+
+    progress = DemoProgress({"md": 1000.0, "neb": 100.0}, stream=io.StringIO())
+    progress.start("md")
+    assert progress.left_s(0.0) == pytest.approx(1100.0, abs=2.0)
+    progress.scale_prior(0.48)  # 52 % of the sweep's work was done before the resume
+    assert progress.left_s(0.0) == pytest.approx(480.0 + 100.0, abs=2.0)
+    assert progress.priors_s["neb"] == 100.0
+
+
 def test_cost_from_loop_time_lines(tmp_path):
     log = tmp_path / "log.lammps"
     log.write_text("Step Temp\n0 900\nLoop time of 2.5 on 2 procs for 100 steps with 65 atoms\n\n"

@@ -94,7 +94,6 @@ def write_models_json(
 
     Reads ``lif_mace.fit.json`` and ``lif_deepmd.fit.json`` in ``models_dir``.
     """
-    from ionmd.models.dpenv import default_env_path
 
     models_dir = Path(models_dir)
     entries = {}
@@ -121,12 +120,31 @@ def write_models_json(
         if mace_ckpt.exists()
         else None,
     }
+    entries["lif_deepmd"] = deepmd_entry(models_dir, data, dp_env)
+    (models_dir / "models.json").write_text(json.dumps(entries, indent=2) + "\n")
+    return entries
+
+
+def deepmd_entry(models_dir: Path | str, data: Path | str, dp_env: Path | str | None = None) -> dict:
+    """The ``models.json`` entry of the bundled DeePMD model, from its fit and input files.
+
+    Reads ``lif_deepmd.fit.json`` and ``lif_deepmd.input.json`` (the first training run);
+    when the fit continued from that run (``ionmd fit deepmd --init-model``), also
+    ``lif_deepmd.stage2.input.json``, and the steps of both stages are counted.
+    """
+    from ionmd.models.dpenv import default_env_path
+
+    models_dir = Path(models_dir)
     dp_fit = json.loads((models_dir / "lif_deepmd.fit.json").read_text())
     env = Path(dp_env) if dp_env else default_env_path()
     cost, meta = deepmd_cost_us_per_atom(models_dir / "lif_deepmd.pth", env)
     dp_input = json.loads((models_dir / "lif_deepmd.input.json").read_text())
     desc = dp_input["model"]["descriptor"]
-    entries["lif_deepmd"] = {
+    stages = [dp_input["training"]["numb_steps"]]
+    if dp_fit.get("init_model"):
+        stage2 = json.loads((models_dir / "lif_deepmd.stage2.input.json").read_text())
+        stages.append(stage2["training"]["numb_steps"])
+    return {
         "file": "lif_deepmd.pth",
         "family": "deepmd",
         "species": meta["type_map"],
@@ -136,7 +154,8 @@ def write_models_json(
         "dtype": "float64",
         "labeller": "CHGNet 0.3.0",
         "training_data": str(data),
-        "training_steps": dp_input["training"]["numb_steps"],
+        "training_steps": sum(stages),
+        "training_stages_steps": stages,
         "n_train": dp_fit["n_train"],
         "n_valid": dp_fit["n_valid"],
         "n_test": dp_fit["n_test"],
@@ -144,5 +163,3 @@ def write_models_json(
         "test_force_rmse_meV_A": dp_fit["test_force_rmse_meV_A"],
         "cost_us_per_atom_step_python": cost,
     }
-    (models_dir / "models.json").write_text(json.dumps(entries, indent=2) + "\n")
-    return entries

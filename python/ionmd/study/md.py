@@ -128,6 +128,7 @@ def run_md_sweep(plan: DemoPlan, out: Path, n_ranks: int, progress: DemoProgress
     total = sum(COST_PRIOR_US_PER_ATOM_STEP.get(r.model, 200.0) for r in runs) * plan.steps_per_run
     counts, work0 = _sweep_state(sweep_dir, runs, plan)
     skipped = counts["done"]
+    progress.scale_prior(max(total - work0, 0.0) / total)  # a resume has less left to do
     mpirun = shutil.which("mpirun")
     if mpirun is None:
         raise IonmdError("mpirun not found on PATH: the demo's sweep runs over MPI "

@@ -52,6 +52,12 @@ class DemoProgress:
         self.stage_t0 = time.time()
         self.update(0.0, text, force=True)
 
+    def scale_prior(self, share_left: float) -> None:
+        """Scale the current stage's prior by ``share_left``, the part of its work still to
+        do (a resumed stage starts with some of it done)."""
+        if self.stage in self.priors_s:
+            self.priors_s[self.stage] *= min(1.0, max(0.0, share_left))
+
     def stage_left_s(self, fraction_done: float) -> float:
         """Expected seconds left in the current stage, ``fraction_done`` in [0, 1]."""
         elapsed = time.time() - self.stage_t0
