@@ -6,10 +6,12 @@ Three modes:
     Must finish within 15 minutes on an idle 2-core machine, NEBs and analysis included.
     MD in the 65-atom cell (2x2x2 conventional LiF + one Li interstitial), 4 temperatures
     x 2 models x 2 seeds of 0.5 ps equilibration + 8 ps production (2 fs steps, Li dumped
-    every 50 fs). Cost model (measured in the demo's own runs, 1 rank, 65 atoms, two runs at
-    once on 2 cores): bundled MACE 190 and DeePMD 209 µs/atom/step, i.e. 12 and 14 ms per
-    step, so the 16 runs take 8 x 4250 x (12 + 14) ms = 900 core-seconds, about 7.5 minutes
-    on 2 cores (measured 2026-12-01: MD 7.6 min, whole demo 8.5 min). 2 fs rather
+    every 50 fs). Cost model (1 rank, 65 atoms, the other core busy): bundled MACE
+    190 µs/atom/step (the demo's own runs) and DeePMD 300 (its 50 ps check: 313; the
+    DeePMD bundled before 2026-12-01 20:13 UTC, with sel 40 instead of 52, took 209), i.e.
+    12 and 20 ms per step, so the 16 runs take 8 x 4250 x (12 + 20) ms = 1090 core-seconds,
+    about 9 minutes on 2 cores (measured 2026-12-01 with the previous DeePMD: MD 7.6 min,
+    whole demo 8.5 min). 2 fs rather
     than 1 fs: a first try with 1 fs and 4 ps runs saw only 1-3 knock-off events per run,
     too few for the MSD fit to give a positive D in every run; the fastest LiF phonons
     have periods of about 50 fs, so 2 fs steps are still 25 per period. The NEBs use
@@ -20,7 +22,8 @@ Three modes:
 ``full`` (``--full``)
     The accurate mode: MD in the 217-atom cell (3x3x3), 4 temperatures x 3 seeds of
     1 ps + 16 ps (2 fs steps), NEBs with 5 images and a tighter force tolerance. About
-    1.3 hours on 2 cores (cost model above: 12 and 14 ms per 65-atom step, x 3.3 atoms),
+    1.3 hours on 2 cores (measured: MACE 190 and DeePMD about 207 µs/atom/step in the
+    217-atom cell; the cost model above is pessimistic for DeePMD there),
     so that it fits one working session; twice the quick mode's sampled time per
     temperature and seed count, in a cell where the barriers are converged in size.
 ``tiny`` (``--tiny``, hidden; tests only)
@@ -43,7 +46,7 @@ MODELS: dict[str, str] = {"mace": "lif_mace.pt", "deepmd": "lif_deepmd.pth"}
 
 MODEL_LABELS: dict[str, str] = {"mace": "MACE", "deepmd": "DeePMD se_e2_a"}
 
-COST_PRIOR_US_PER_ATOM_STEP: dict[str, float] = {"mace": 190.0, "deepmd": 209.0}
+COST_PRIOR_US_PER_ATOM_STEP: dict[str, float] = {"mace": 190.0, "deepmd": 300.0}
 """Measured through ``pair_style mlip/torch`` on 1 rank, 65 atoms, two runs on 2 cores (ETA prior)."""
 
 RUN_OVERHEAD_S = 6.0
