@@ -22,8 +22,8 @@ Three modes:
 ``full`` (``--full``)
     The accurate mode: MD in the 217-atom cell (3x3x3), 4 temperatures x 3 seeds of
     1 ps + 16 ps (2 fs steps), NEBs with 5 images and a tighter force tolerance. About
-    1.3 hours on 2 cores (measured: MACE 190 and DeePMD about 207 µs/atom/step in the
-    217-atom cell; the cost model above is pessimistic for DeePMD there),
+    1.3 hours on 2 cores (measured 2026-12-01: 9317 core-seconds of MD, i.e. 78 min on 2
+    cores; DeePMD 213 µs/atom/step in the 217-atom cell, so the prior above is pessimistic there),
     so that it fits one working session; twice the quick mode's sampled time per
     temperature and seed count, in a cell where the barriers are converged in size.
 ``tiny`` (``--tiny``, hidden; tests only)
