@@ -20,6 +20,7 @@ from ionmd.errors import IonmdError
 COMMAND_MODULES: tuple[str, ...] = (
     "ionmd.doctor",
     "ionmd.demo",
+    "ionmd.study.cli",
     "ionmd.driver.cli",
     "ionmd.models.cli",
     "ionmd.analysis.cli",

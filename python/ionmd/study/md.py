@@ -1,4 +1,6 @@
-"""Stage 1 of the demo: the LiF cell and the MD sweep, through ``ionmd.driver``.
+"""The MD stage of the demo and of ``ionmd study``: a sweep through ``ionmd.driver``.
+
+The demo builds the LiF cell; :func:`launch_sweep` is generic.
 
 The sweep runs as ``mpirun -np N python -m ionmd sweep sweep.toml --resume
 --ranks-per-run 1``: N groups of one rank, each running one LAMMPS child at a time
@@ -88,25 +90,22 @@ def _read_status(path: Path) -> dict:
         return {}
 
 
-def _sweep_state(sweep_dir: Path, runs: list, plan: DemoPlan) -> tuple[dict[str, int], float]:
-    """Counts of run states and the work done (µs-weighted steps) of every run."""
+def _sweep_state(sweep_dir: Path, runs: list, steps_per_run: int,
+                 weights: dict[str, float]) -> tuple[dict[str, int], float]:
+    """Counts of run states and the work done (cost-weighted steps) of every run."""
     counts = {"done": 0, "running": 0, "failed": 0, "waiting": 0}
     work = 0.0
     for r in runs:
         status = _read_status(sweep_dir / r.dir / "status.json").get("status", "pending")
-        weight = COST_PRIOR_US_PER_ATOM_STEP.get(r.model, 200.0)
-        if status == "done":
-            counts["done"] += 1
-            work += weight * plan.steps_per_run
-            continue
-        if status == "failed":
-            counts["failed"] += 1
-            work += weight * plan.steps_per_run
+        weight = weights.get(r.model, 1.0)
+        if status in ("done", "failed"):
+            counts[status] += 1
+            work += weight * steps_per_run
             continue
         counts["running" if status == "running" else "waiting"] += 1
         step = last_thermo_step(sweep_dir / r.dir / "log.lammps")
         if step:
-            work += weight * min(step, plan.steps_per_run)
+            work += weight * min(step, steps_per_run)
     return counts, work
 
 
@@ -122,26 +121,59 @@ def run_md_sweep(plan: DemoPlan, out: Path, n_ranks: int, progress: DemoProgress
     """
     structure = build_structure(plan, out)
     toml = write_sweep_toml(plan, out, structure)
+    return launch_sweep(toml, out / "logs", n_ranks, 1, progress, plan.steps_per_run,
+                        COST_PRIOR_US_PER_ATOM_STEP)
+
+
+def launch_sweep(toml: Path, logs: Path, n_ranks: int, ranks_per_run: int,
+                 progress: DemoProgress, steps_per_run: int,
+                 weights: dict[str, float] | None = None) -> SweepOutcome:
+    """Run (or resume) the sweep ``toml`` as ``mpirun -np n_ranks ionmd sweep --resume``.
+
+    Parameters
+    ----------
+    toml
+        The sweep definition (``ionmd sweep`` schema).
+    logs
+        Directory of ``sweep.log``.
+    n_ranks, ranks_per_run
+        MPI ranks of the sweep and ranks of each LAMMPS run (``n_ranks // ranks_per_run``
+        runs at a time).
+    progress
+        Where progress lines go; its current stage is the MD stage.
+    steps_per_run
+        MD steps of each run, for the share of work done.
+    weights
+        Relative cost per step of each model (default 1), for the time left.
+
+    Raises
+    ------
+    IonmdError
+        ``mpirun`` is missing, or the sweep ended without finishing any run.
+    KeyboardInterrupt
+        On Ctrl-C / SIGTERM, after the sweep marked its running runs interrupted.
+    """
+    weights = weights or {}
     config = load_sweep_config(toml)
     runs = plan_runs(config)
     sweep_dir = config.sweep_dir
-    total = sum(COST_PRIOR_US_PER_ATOM_STEP.get(r.model, 200.0) for r in runs) * plan.steps_per_run
-    counts, work0 = _sweep_state(sweep_dir, runs, plan)
+    total = sum(weights.get(r.model, 1.0) for r in runs) * steps_per_run
+    counts, work0 = _sweep_state(sweep_dir, runs, steps_per_run, weights)
     skipped = counts["done"]
     progress.scale_prior(max(total - work0, 0.0) / total)  # a resume has less left to do
     mpirun = shutil.which("mpirun")
     if mpirun is None:
-        raise IonmdError("mpirun not found on PATH: the demo's sweep runs over MPI "
+        raise IonmdError("mpirun not found on PATH: the sweep runs over MPI "
                          "(pip install mpich, or activate the ionmd venv)")
     cmd = [mpirun, "-np", str(n_ranks), sys.executable, "-m", "ionmd", "sweep", str(toml),
-           "--resume", "--ranks-per-run", "1", "--progress-every", "60"]
-    logs = out / "logs"
-    logs.mkdir(exist_ok=True)
+           "--resume", "--ranks-per-run", str(ranks_per_run), "--progress-every", "60"]
+    logs.mkdir(parents=True, exist_ok=True)
     progress.message(f"MD sweep: {len(runs)} runs ({', '.join(config.models)} x "
-                     f"{len(plan.temperatures_K)} temperatures x {len(plan.seeds)} seeds, "
-                     f"{plan.md_atoms} atoms, {plan.steps_per_run} steps of {plan.dt_fs:g} fs), "
-                     f"{skipped} already done; {n_ranks} MPI rank(s); log {logs / 'sweep.log'}")
+                     f"{len(config.temperatures_K)} temperatures x {len(config.seeds)} seeds, "
+                     f"{steps_per_run} steps each), {skipped} already done; {n_ranks} MPI "
+                     f"rank(s), {ranks_per_run} per run; log {logs / 'sweep.log'}")
     t0 = time.time()
+    state = (sweep_dir, runs, steps_per_run, weights, total, work0)
     with open(logs / "sweep.log", "a") as log:
         log.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n")
         log.flush()
@@ -150,13 +182,13 @@ def run_md_sweep(plan: DemoPlan, out: Path, n_ranks: int, progress: DemoProgress
         seen: dict[str, int] = {}
         try:
             while proc.poll() is None:
-                _show(progress, sweep_dir, runs, plan, total, work0, seen=seen)
+                _show(progress, *state, seen=seen)
                 time.sleep(POLL_S)
         except BaseException:
             _stop(proc)
             raise
-    counts, _ = _sweep_state(sweep_dir, runs, plan)
-    _show(progress, sweep_dir, runs, plan, total, work0, force=True)
+    counts, _ = _sweep_state(sweep_dir, runs, steps_per_run, weights)
+    _show(progress, *state, force=True)
     failures = []
     for r in runs:
         st = _read_status(sweep_dir / r.dir / "status.json")
@@ -170,10 +202,11 @@ def run_md_sweep(plan: DemoPlan, out: Path, n_ranks: int, progress: DemoProgress
                         time.time() - t0, failures)
 
 
-def _show(progress: DemoProgress, sweep_dir: Path, runs: list, plan: DemoPlan, total: float,
-          work0: float, force: bool = False, seen: dict[str, int] | None = None) -> None:
+def _show(progress: DemoProgress, sweep_dir: Path, runs: list, steps_per_run: int,
+          weights: dict[str, float], total: float, work0: float, force: bool = False,
+          seen: dict[str, int] | None = None) -> None:
     """One progress line: at once when a run started or ended (``seen`` changed), else rate-limited."""
-    counts, work = _sweep_state(sweep_dir, runs, plan)
+    counts, work = _sweep_state(sweep_dir, runs, steps_per_run, weights)
     if seen is not None and seen != counts:
         force = force or bool(seen)
         seen.clear()

@@ -35,11 +35,14 @@ class DemoProgress:
         Where the lines go (stderr by default).
     every_s
         Seconds between two lines when nothing else happened.
+    label
+        The command named at the start of each line (``demo``, ``study``).
     """
 
     priors_s: dict[str, float]
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     every_s: float = 30.0
+    label: str = "demo"
     t0: float = field(default_factory=time.time)
     stage: str = ""
     stage_t0: float = 0.0
@@ -82,7 +85,7 @@ class DemoProgress:
         self._last = now
         names = list(self.priors_s)
         k = names.index(self.stage) + 1 if self.stage in names else 0
-        line = (f"[demo {format_hms(now - self.t0)}] stage {k}/{len(names)} {self.stage}"
+        line = (f"[{self.label} {format_hms(now - self.t0)}] stage {k}/{len(names)} {self.stage}"
                 f"{': ' + text if text else ''}; about {format_hms(self.left_s(fraction_done))} left")
         print(line, file=self.stream, flush=True)
 
@@ -101,4 +104,4 @@ class DemoProgress:
 
     def message(self, text: str) -> None:
         """Print a free-form line (a failure, a skipped item) at once."""
-        print(f"[demo {format_hms(time.time() - self.t0)}] {text}", file=self.stream, flush=True)
+        print(f"[{self.label} {format_hms(time.time() - self.t0)}] {text}", file=self.stream, flush=True)

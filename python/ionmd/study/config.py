@@ -1,0 +1,395 @@
+"""Read and validate a study definition (``STUDY.toml``) for ``ionmd study``.
+
+A study takes one material from a structure and a model to D(T), σ, Ea, hop
+mechanisms and NEB barriers. Schema (paths relative to the TOML file; every
+table but ``structure``, ``species``, ``model`` and ``md`` is optional)::
+
+    name = "li3n_vacancy"                 # optional; default: the file's stem
+
+    [structure]
+    file = "../structures/li3n.cif"       # any ASE-readable file, or builtin = "lif"
+    supercell = "3x3x3"                   # repeats, or min_length_A = 10.0
+    types = ["Li", "N"]                   # optional LAMMPS type order (default: the model's)
+
+    [defect]                              # optional; default none
+    kind = "vacancy"                      # vacancy | interstitial | none
+    species = "Li"
+    site = "2c"                           # vacancy: Wyckoff letter/label, or index = 3,
+                                          #          or frac = [0, 0, 0.5] (unit cell)
+
+    [species]
+    mobile = ["Li"]
+    charges = { Li = 1, N = -3 }          # formal charges (e) for the conductivity
+
+    [model]                               # exactly one of:
+    path = "../models/li3n_mace.pt"       #   a TorchScript model (pair_style mlip/torch)
+    # pair_style = "eam" / pair_coeff = ["* * Cu_u3.eam"]    a classical potential
+
+    [md]
+    temperatures_K = [500, 600, 700]
+    seeds = [1, 2]
+    dt_fs = 2.0
+    n_equil = 500
+    n_prod = 10000
+    dump_every = 25
+    ranks_per_run = 1
+    thermostat = "csvr"
+
+    [neb]                                 # optional
+    enabled = true
+    images = 5
+    ftol_eV_A = 0.02
+    max_hop_classes = 4
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ionmd.errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TOP_KEYS = {"name", "structure", "defect", "species", "model", "md", "neb"}
+STRUCTURE_KEYS = {"file", "builtin", "supercell", "min_length_A", "types"}
+DEFECT_KEYS = {"kind", "species", "site", "index", "frac"}
+DEFECT_KINDS = ("none", "vacancy", "interstitial")
+SPECIES_KEYS = {"mobile", "charges"}
+MODEL_KEYS = {"path", "pair_style", "pair_coeff", "label"}
+MD_KEYS = {"temperatures_K": list, "seeds": list, "dt_fs": float, "n_equil": int,
+           "n_prod": int, "dump_every": int, "ranks_per_run": int, "thermostat": str,
+           "restart_every": int, "thermo_every": int}
+NEB_KEYS = {"enabled": bool, "images": int, "ftol_eV_A": float, "max_hop_classes": int,
+            "steps": int, "climb_steps": int, "ranks_per_image": int}
+
+
+@dataclass
+class StructureSpec:
+    """Where the structure comes from and how the simulation cell is made."""
+
+    file: Path | None = None
+    builtin: str | None = None
+    supercell: str | None = None
+    min_length_A: float | None = None
+    types: list[str] | None = None
+
+
+@dataclass
+class DefectSpec:
+    """One point defect of the simulation cell (``kind`` none, vacancy or interstitial)."""
+
+    kind: str = "none"
+    species: str | None = None
+    site: str | None = None
+    index: int | None = None
+    frac: list[float] | None = None
+
+
+@dataclass
+class ModelSpecification:
+    """The interatomic model: a TorchScript file or a classical ``pair_style``."""
+
+    path: Path | None = None
+    pair_style: str | None = None
+    pair_coeff: list[str] = field(default_factory=list)
+    label: str = "model"
+
+    @property
+    def classical(self) -> bool:
+        """Whether the model is a classical LAMMPS pair style."""
+        return self.pair_style is not None
+
+
+@dataclass
+class MDSpec:
+    """The MD sweep: temperatures, seeds and run lengths (steps of ``dt_fs``)."""
+
+    temperatures_K: list[float]
+    seeds: list[int] = field(default_factory=lambda: [1])
+    dt_fs: float = 1.0
+    n_equil: int = 1000
+    n_prod: int = 10000
+    dump_every: int = 20
+    ranks_per_run: int = 1
+    thermostat: str = "csvr"
+    restart_every: int = 1000
+    thermo_every: int = 100
+
+
+@dataclass
+class NEBSpec:
+    """NEB barriers of the hop classes seen in the MD."""
+
+    enabled: bool = True
+    images: int = 5
+    ftol_eV_A: float = 0.02
+    max_hop_classes: int = 4
+    steps: int = 2000
+    climb_steps: int = 2000
+    ranks_per_image: int = 1
+
+
+@dataclass
+class StudyConfig:
+    """A validated study definition."""
+
+    path: Path
+    name: str
+    structure: StructureSpec
+    defect: DefectSpec
+    mobile: list[str]
+    charges: dict[str, float]
+    model: ModelSpecification
+    md: MDSpec
+    neb: NEBSpec
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (paths as strings)."""
+        def clean(obj: Any) -> Any:
+            if isinstance(obj, Path):
+                return str(obj)
+            if isinstance(obj, dict):
+                return {k: clean(v) for k, v in obj.items()}
+            if isinstance(obj, list):
+                return [clean(v) for v in obj]
+            return obj
+
+        return clean(asdict(self))
+
+    def identity(self) -> dict[str, Any]:
+        """What an output directory must match to be resumed."""
+        d = self.to_dict()
+        d.pop("path", None)
+        return d
+
+
+def _fail(path: Path, key: str, message: str) -> InputError:
+    return InputError(f"{path}: key '{key}': {message}")
+
+
+def _table(path: Path, raw: dict, key: str, allowed: set[str] | dict, required: bool) -> dict:
+    table = raw.get(key)
+    if table is None:
+        if required:
+            raise InputError(f"{path}: missing table [{key}]")
+        return {}
+    if not isinstance(table, dict):
+        raise _fail(path, key, f"expected a table, got {type(table).__name__}")
+    for k in table:
+        if k not in allowed:
+            raise _fail(path, f"{key}.{k}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+    return table
+
+
+def _element(path: Path, key: str, value: Any) -> str:
+    from ase.data import atomic_numbers
+
+    if not isinstance(value, str) or value not in atomic_numbers or value == "X":
+        raise _fail(path, key, f"unknown element {value!r}")
+    return value
+
+
+def _file(base: Path, path: Path, key: str, value: Any) -> Path:
+    if not isinstance(value, str) or not value:
+        raise _fail(path, key, f"expected a file path string, got {value!r}")
+    p = Path(value).expanduser()
+    p = p if p.is_absolute() else base / p
+    if not p.is_file():
+        raise _fail(path, key, f"file not found: {p}")
+    return p.resolve()
+
+
+def _typed(path: Path, prefix: str, table: dict, types: dict[str, type]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in table.items():
+        want = types[k]
+        ok = isinstance(v, want) and not (want is int and isinstance(v, bool))
+        if want is float and isinstance(v, int) and not isinstance(v, bool):
+            v, ok = float(v), True
+        if not ok:
+            raise _fail(path, f"{prefix}.{k}", f"expected {want.__name__}, got {v!r}")
+        out[k] = v
+    return out
+
+
+def _parse_structure(path: Path, raw: dict) -> StructureSpec:
+    t = _table(path, raw, "structure", STRUCTURE_KEYS, required=True)
+    if ("file" in t) == ("builtin" in t):
+        raise _fail(path, "structure", "give exactly one of 'file' and 'builtin'")
+    spec = StructureSpec()
+    if "file" in t:
+        spec.file = _file(path.parent, path, "structure.file", t["file"])
+    else:
+        if not isinstance(t["builtin"], str):
+            raise _fail(path, "structure.builtin", f"expected a name, got {t['builtin']!r}")
+        spec.builtin = t["builtin"]
+    if "supercell" in t and "min_length_A" in t:
+        raise _fail(path, "structure", "give 'supercell' or 'min_length_A', not both")
+    if "supercell" in t:
+        value = t["supercell"]
+        if isinstance(value, list):
+            value = "x".join(str(v) for v in value)
+        spec.supercell = str(value)
+    if "min_length_A" in t:
+        v = t["min_length_A"]
+        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+            raise _fail(path, "structure.min_length_A", f"expected a positive length in Å, got {v!r}")
+        spec.min_length_A = float(v)
+    if "types" in t:
+        if not isinstance(t["types"], list) or not t["types"]:
+            raise _fail(path, "structure.types", "expected a list of element symbols")
+        spec.types = [_element(path, "structure.types", s) for s in t["types"]]
+    return spec
+
+
+def _parse_defect(path: Path, raw: dict) -> DefectSpec:
+    t = _table(path, raw, "defect", DEFECT_KEYS, required=False)
+    kind = t.get("kind", "none")
+    if kind not in DEFECT_KINDS:
+        raise _fail(path, "defect.kind", f"expected one of {', '.join(DEFECT_KINDS)}, got {kind!r}")
+    spec = DefectSpec(kind=kind)
+    if kind == "none":
+        extra = sorted(set(t) - {"kind"})
+        if extra:
+            raise _fail(path, f"defect.{extra[0]}", "given, but defect.kind is 'none'")
+        return spec
+    if "species" not in t:
+        raise _fail(path, "defect.species", f"a {kind} needs a species")
+    spec.species = _element(path, "defect.species", t["species"])
+    chosen = [k for k in ("site", "index", "frac") if k in t]
+    if len(chosen) > 1:
+        raise _fail(path, "defect", f"give at most one of site, index, frac (got {', '.join(chosen)})")
+    if kind == "interstitial" and chosen and chosen[0] != "frac":
+        raise _fail(path, f"defect.{chosen[0]}", "an interstitial is placed in the largest void, "
+                    "or at 'frac'; site and index choose a vacancy")
+    if "site" in t:
+        if not isinstance(t["site"], str) or not t["site"]:
+            raise _fail(path, "defect.site", f"expected a Wyckoff label such as '2c', got {t['site']!r}")
+        spec.site = t["site"]
+    if "index" in t:
+        if isinstance(t["index"], bool) or not isinstance(t["index"], int) or t["index"] < 0:
+            raise _fail(path, "defect.index", f"expected an atom index >= 0, got {t['index']!r}")
+        spec.index = t["index"]
+    if "frac" in t:
+        f = t["frac"]
+        if (not isinstance(f, list) or len(f) != 3
+                or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in f)):
+            raise _fail(path, "defect.frac", f"expected three fractional coordinates, got {f!r}")
+        spec.frac = [float(x) for x in f]
+    return spec
+
+
+def _parse_species(path: Path, raw: dict) -> tuple[list[str], dict[str, float]]:
+    t = _table(path, raw, "species", SPECIES_KEYS, required=True)
+    mobile = t.get("mobile")
+    if isinstance(mobile, str):
+        mobile = [mobile]
+    if not isinstance(mobile, list) or not mobile:
+        raise _fail(path, "species.mobile", "expected a non-empty list of element symbols")
+    mobile = [_element(path, "species.mobile", s) for s in mobile]
+    charges_raw = t.get("charges", {})
+    if not isinstance(charges_raw, dict):
+        raise _fail(path, "species.charges", "expected a table such as { Li = 1, N = -3 }")
+    charges: dict[str, float] = {}
+    for s, q in charges_raw.items():
+        _element(path, "species.charges", s)
+        if isinstance(q, bool) or not isinstance(q, int | float):
+            raise _fail(path, f"species.charges.{s}", f"expected a number (e), got {q!r}")
+        charges[s] = float(q)
+    return mobile, charges
+
+
+def _parse_model(path: Path, raw: dict) -> ModelSpecification:
+    t = _table(path, raw, "model", MODEL_KEYS, required=True)
+    label = t.get("label", "model")
+    if not isinstance(label, str) or not label.replace("_", "").replace("-", "").isalnum():
+        raise _fail(path, "model.label", f"expected a short name (letters, digits, _ -), got {label!r}")
+    if ("path" in t) == ("pair_style" in t):
+        raise _fail(path, "model", "give exactly one of 'path' (a TorchScript model) and "
+                    "'pair_style' (+ 'pair_coeff', a classical potential)")
+    if "path" in t:
+        if "pair_coeff" in t:
+            raise _fail(path, "model.pair_coeff", "only with 'pair_style'")
+        return ModelSpecification(path=_file(path.parent, path, "model.path", t["path"]), label=label)
+    style = t["pair_style"]
+    coeffs = t.get("pair_coeff", [])
+    if isinstance(coeffs, str):
+        coeffs = [coeffs]
+    if not isinstance(style, str) or not style.strip():
+        raise _fail(path, "model.pair_style", f"expected a pair_style line, got {style!r}")
+    if not isinstance(coeffs, list) or not coeffs or not all(isinstance(c, str) for c in coeffs):
+        raise _fail(path, "model.pair_coeff", "expected a list of pair_coeff lines")
+    return ModelSpecification(pair_style=style.strip(), pair_coeff=coeffs, label=label)
+
+
+def _parse_md(path: Path, raw: dict) -> MDSpec:
+    t = _typed(path, "md", _table(path, raw, "md", MD_KEYS, required=True), MD_KEYS)
+    temps = t.get("temperatures_K")
+    if not temps or not all(isinstance(x, int | float) and not isinstance(x, bool) and x > 0
+                            for x in temps):
+        raise _fail(path, "md.temperatures_K", f"expected a non-empty list of temperatures > 0 K, got {temps!r}")
+    t["temperatures_K"] = [float(x) for x in temps]
+    if len(set(t["temperatures_K"])) != len(t["temperatures_K"]):
+        raise _fail(path, "md.temperatures_K", "temperatures repeat")
+    seeds = t.get("seeds", [1])
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in seeds):
+        raise _fail(path, "md.seeds", f"expected a list of positive integers, got {seeds!r}")
+    for key in ("dt_fs",):
+        if key in t and not t[key] > 0:
+            raise _fail(path, f"md.{key}", f"must be > 0, got {t[key]!r}")
+    for key in ("n_prod", "dump_every", "ranks_per_run", "restart_every", "thermo_every"):
+        if key in t and t[key] < 1:
+            raise _fail(path, f"md.{key}", f"must be >= 1, got {t[key]!r}")
+    if "n_equil" in t and t["n_equil"] < 0:
+        raise _fail(path, "md.n_equil", f"must be >= 0, got {t['n_equil']!r}")
+    return MDSpec(**t)
+
+
+def _parse_neb(path: Path, raw: dict) -> NEBSpec:
+    t = _typed(path, "neb", _table(path, raw, "neb", NEB_KEYS, required=False), NEB_KEYS)
+    spec = NEBSpec(**t)
+    if spec.images < 3:
+        raise _fail(path, "neb.images", f"a band needs at least 3 images, got {spec.images}")
+    if spec.ftol_eV_A <= 0:
+        raise _fail(path, "neb.ftol_eV_A", f"must be > 0, got {spec.ftol_eV_A}")
+    if spec.max_hop_classes < 0:
+        raise _fail(path, "neb.max_hop_classes", f"must be >= 0, got {spec.max_hop_classes}")
+    return spec
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Read and validate ``path``.
+
+    Raises
+    ------
+    InputError
+        The file is missing or not TOML, or a key is unknown, missing or of the wrong
+        kind; the message names the file and the key.
+    """
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise InputError(f"study file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise _fail(path, key, f"unknown key (allowed: {', '.join(sorted(TOP_KEYS))})")
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not name:
+        raise _fail(path, "name", f"expected a non-empty string, got {name!r}")
+    mobile, charges = _parse_species(path, raw)
+    cfg = StudyConfig(path=path, name=name, structure=_parse_structure(path, raw),
+                      defect=_parse_defect(path, raw), mobile=mobile, charges=charges,
+                      model=_parse_model(path, raw), md=_parse_md(path, raw), neb=_parse_neb(path, raw))
+    if cfg.charges and any(s not in cfg.charges for s in cfg.mobile):
+        missing = [s for s in cfg.mobile if s not in cfg.charges]
+        raise _fail(path, "species.charges", f"no charge for mobile species {', '.join(missing)}")
+    return cfg

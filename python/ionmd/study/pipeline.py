@@ -1,0 +1,168 @@
+"""``ionmd study``: one material from a structure and a model to transport numbers.
+
+:func:`run_study` is the library entry point; every stage is a function of its own
+that uses the generic library (structures from :mod:`ionmd.driver.structure`, the
+sweep from :mod:`ionmd.driver`, diffusion, hop classes and the report from
+:mod:`ionmd.analysis`, barriers from :mod:`ionmd.neb`). The stages, in order:
+
+``structure``
+    The supercell of the given structure, with the requested point defect; writes
+    ``structure/perfect.data`` (the reference lattice for the site analysis),
+    ``structure/cell.data`` (the MD cell) and ``structure/cell.json`` (what was built,
+    including the removed or added atom).
+``md``
+    The temperature x seed sweep (``sweep/``), resumable.
+``analysis``
+    D(T), σ, Arrhenius, hop classes and their rates (``sweep/report.json``).
+``neb``
+    NEB barriers of the hop classes seen in the MD (``neb/``).
+``report``
+    ``report.md``, ``report.html`` and ``study.json`` (every number with its units,
+    interval and flags) in the output directory.
+
+A rerun with ``resume=True`` skips finished MD runs and NEBs; the analysis and the
+report are redone (they are cheap).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ionmd.errors import InputError
+from ionmd.study.config import StudyConfig
+from ionmd.study.progress import DemoProgress, format_hms
+
+STAGES = ("structure", "md", "analysis", "neb", "report")
+CONFIG_RECORD = "study_config.json"
+
+
+@dataclass
+class StudyOutcome:
+    """Files written by :func:`run_study` and the flags raised on the way."""
+
+    out: Path
+    report_md: Path
+    report_html: Path
+    study_json: Path
+    flags: list[dict[str, str]] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def default_ranks() -> int:
+    """All cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_or_record_config(cfg: StudyConfig, out: Path, resume: bool) -> bool:
+    """Record ``cfg`` in ``out``; return True when resuming a study of the same config.
+
+    Raises
+    ------
+    InputError
+        ``out`` holds a study and ``resume`` is False, or it holds another study's config.
+    """
+    path = out / CONFIG_RECORD
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); "
+                             "choose another --out") from None
+        if not resume:
+            raise InputError(f"{out} already holds a study ('{old.get('name', '?')}'); "
+                             "pass --resume to continue it, or choose another --out")
+        if old != cfg.identity():
+            changed = sorted(k for k in set(old) | set(cfg.identity())
+                             if old.get(k) != cfg.identity().get(k))
+            raise InputError(f"{path}: the study in {out} was run with other settings "
+                             f"(differs in: {', '.join(changed)}); choose another --out")
+        return True
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cfg.identity(), indent=2) + "\n")
+    return False
+
+
+def _sigterm_as_interrupt(signum, frame) -> None:  # noqa: ARG001
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_study(cfg: StudyConfig, out: str | Path, n_ranks: int | None = None,
+              resume: bool = False, progress: DemoProgress | None = None) -> StudyOutcome:
+    """Run (or, with ``resume``, continue) the study ``cfg`` in ``out``.
+
+    Parameters
+    ----------
+    cfg
+        The validated study (:func:`ionmd.study.config.load_study_config`).
+    out
+        Output directory.
+    n_ranks
+        MPI ranks for the MD sweep and the NEBs (default: all cores).
+    resume
+        Continue a study already in ``out`` (finished MD runs and NEBs are kept).
+    progress
+        Progress display (default: lines on stderr).
+
+    Raises
+    ------
+    InputError
+        Bad settings, or ``out`` holds another study.
+    IonmdError
+        A stage failed (the message names it).
+    KeyboardInterrupt
+        Ctrl-C or SIGTERM; rerun with ``resume`` to continue.
+    """
+    from ionmd.study import stages
+
+    out = Path(out).resolve()
+    n_ranks = n_ranks or default_ranks()
+    if n_ranks < 1:
+        raise InputError(f"--np must be at least 1, got {n_ranks}")
+    if n_ranks % cfg.md.ranks_per_run:
+        raise InputError(f"--np {n_ranks} is not a multiple of md.ranks_per_run "
+                         f"{cfg.md.ranks_per_run} ({cfg.path})")
+    resumed = check_or_record_config(cfg, out, resume)
+    t0 = time.time()
+    priors = stages.stage_priors_s(cfg, n_ranks)
+    progress = progress or DemoProgress(priors, label="study")
+    progress.message(f"ionmd study '{cfg.name}' in {out}{' (resuming)' if resumed else ''}; "
+                     f"expected about {format_hms(sum(priors.values()))} "
+                     "(a rough prior: the model's cost is not known in advance)")
+    old = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    try:
+        progress.start("structure", "building the cell")
+        cell = stages.build_cell(cfg, out / "structure")
+        progress.message(f"cell: {cell.summary()}")
+        progress.finish()
+        progress.start("md", "starting the sweep")
+        sweep = stages.run_md(cfg, out, cell, n_ranks, progress)
+        progress.finish()
+        progress.start("analysis", "diffusion, conductivity, hop classes")
+        analysis = stages.analyse(cfg, sweep, cell)
+        progress.finish()
+        progress.start("neb", "barriers of the hop classes seen in the MD")
+        nebs = stages.run_hop_nebs(cfg, out / "neb", cell, analysis, n_ranks, progress)
+        progress.finish()
+        progress.start("report", "writing report.md, report.html, study.json")
+        outcome = stages.write_study_report(cfg, out, cell, sweep, analysis, nebs)
+        progress.finish()
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    outcome.wall_s = time.time() - t0
+    progress.message(f"done in {format_hms(outcome.wall_s)}: {outcome.report_md}")
+    return outcome
+
+
+def flag_lines(flags: list[dict[str, Any]]) -> list[str]:
+    """One readable line per flag: ``where: flag (detail)``."""
+    return [f"{f.get('where', '?')}: {f.get('flag', '?')}"
+            + (f" ({f['detail']})" if f.get("detail") else "") for f in flags]

@@ -1,0 +1,334 @@
+"""The stages of ``ionmd study`` (see :mod:`ionmd.study.pipeline`), each usable alone.
+
+Nothing here computes physics: structures come from :mod:`ionmd.driver.structure`,
+MD from the sweep driver, numbers from :mod:`ionmd.analysis`, barriers from
+:mod:`ionmd.neb`. These functions only connect them and collect flags.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ionmd.errors import InputError
+from ionmd.study.config import StudyConfig
+from ionmd.study.progress import DemoProgress
+
+#: Rough ETA priors (s): the model's cost is unknown before the first run.
+PRIOR_US_PER_ATOM_STEP_TORCH = 200.0
+PRIOR_US_PER_ATOM_STEP_CLASSICAL = 5.0
+PRIOR_RUN_OVERHEAD_S = 6.0
+PRIOR_NEB_S = 60.0
+
+
+@dataclass
+class CellInfo:
+    """What the structure stage built.
+
+    Attributes
+    ----------
+    cell_data, perfect_data
+        LAMMPS data files of the MD cell (with the defect) and of the perfect supercell.
+    n_atoms, counts
+        Atoms of the MD cell, in all and per element.
+    types
+        Element of each LAMMPS atom type, in type order.
+    description
+        How the cell was built.
+    defect
+        The removed or added atom: species, index, Wyckoff label, fractional and
+        Cartesian position (empty without a defect).
+    """
+
+    cell_data: Path
+    perfect_data: Path
+    n_atoms: int
+    counts: dict[str, int]
+    types: list[str]
+    description: str
+    defect: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line for the progress display."""
+        d = self.defect
+        where = ""
+        if d:
+            where = (f"; {d.get('kind')} {d.get('species')}"
+                     + (f" at {d['wyckoff']}" if d.get("wyckoff") else "")
+                     + (f" (atom {d['index']})" if d.get("index") is not None else ""))
+        return f"{self.description}, {self.n_atoms} atoms{where}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        d = asdict(self)
+        d["cell_data"], d["perfect_data"] = str(self.cell_data), str(self.perfect_data)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CellInfo:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**(d | {"cell_data": Path(d["cell_data"]),
+                           "perfect_data": Path(d["perfect_data"])}))
+
+
+def stage_priors_s(cfg: StudyConfig, n_ranks: int) -> dict[str, float]:
+    """Rough expected wall time (s) of each stage, for the progress display."""
+    steps = cfg.md.n_equil + cfg.md.n_prod
+    cost = PRIOR_US_PER_ATOM_STEP_CLASSICAL if cfg.model.classical else PRIOR_US_PER_ATOM_STEP_TORCH
+    n_runs = len(cfg.md.temperatures_K) * len(cfg.md.seeds)
+    groups = max(1, n_ranks // cfg.md.ranks_per_run)
+    atoms_guess = 100.0
+    md = n_runs * (PRIOR_RUN_OVERHEAD_S + 1e-6 * cost * atoms_guess * steps) / groups
+    neb = PRIOR_NEB_S * cfg.neb.max_hop_classes if cfg.neb.enabled else 0.0
+    return {"structure": 2.0, "md": md, "analysis": 10.0, "neb": neb, "report": 2.0}
+
+
+# --------------------------------------------------------------------------- structure
+
+def build_cell(cfg: StudyConfig, outdir: Path) -> CellInfo:
+    """Write the perfect supercell and the MD cell (with the defect); return what was built.
+
+    A finished stage (``cell.json`` present) is read back, so a resumed study keeps
+    exactly the cell its MD used.
+    """
+    from ionmd.driver.structure import build_study_cell
+
+    record = outdir / "cell.json"
+    if record.is_file():
+        return CellInfo.from_dict(json.loads(record.read_text()))
+    outdir.mkdir(parents=True, exist_ok=True)
+    built = build_study_cell(
+        source=cfg.structure.file if cfg.structure.file is not None else cfg.structure.builtin,
+        supercell=cfg.structure.supercell, min_length_A=cfg.structure.min_length_A,
+        defect=cfg.defect.kind, species=cfg.defect.species, site=cfg.defect.site,
+        index=cfg.defect.index, frac=cfg.defect.frac, types=cfg.structure.types,
+        cell_data=outdir / "cell.data", perfect_data=outdir / "perfect.data")
+    info = CellInfo(cell_data=outdir / "cell.data", perfect_data=outdir / "perfect.data",
+                    n_atoms=built.n_atoms, counts=dict(built.counts),
+                    types=[built.type_map[t] for t in sorted(built.type_map)],
+                    description=built.description, defect=dict(built.defect or {}))
+    missing = [s for s in cfg.mobile if s not in info.counts]
+    if missing:
+        raise InputError(f"{cfg.path}: species.mobile names {', '.join(missing)}, which the "
+                         f"cell does not contain ({', '.join(info.counts)})")
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info.to_dict(), indent=2) + "\n")
+    tmp.replace(record)
+    return info
+
+
+# --------------------------------------------------------------------------- md
+
+def _toml_str(value: str) -> str:
+    return json.dumps(str(value))  # a TOML basic string: JSON escapes are valid TOML
+
+
+def sweep_toml(cfg: StudyConfig, cell: CellInfo, sweep_dir: Path) -> str:
+    """The ``ionmd sweep`` definition of the study (absolute paths)."""
+    md = cfg.md
+    if cfg.model.classical:
+        coeffs = ", ".join(_toml_str(c) for c in cfg.model.pair_coeff)
+        model = (f"{cfg.model.label} = {{ pair_style = {_toml_str(cfg.model.pair_style or '')}, "
+                 f"pair_coeff = [{coeffs}] }}")
+    else:
+        model = f"{cfg.model.label} = {_toml_str(str(cfg.model.path))}"
+    return "\n".join([
+        f"# Written by `ionmd study {cfg.path.name}`; run by",
+        "#   mpirun -np N ionmd sweep sweep.toml --resume --ranks-per-run R",
+        f"name = {_toml_str(cfg.name)}",
+        f"sweep_dir = {_toml_str(str(sweep_dir))}",
+        f"temperatures_K = [{', '.join(f'{t:g}' for t in md.temperatures_K)}]",
+        f"seeds = [{', '.join(str(s) for s in md.seeds)}]",
+        f"structure = {_toml_str(str(cell.cell_data))}",
+        "",
+        "[models]",
+        model,
+        "",
+        "[md]",
+        f"dt_fs = {md.dt_fs:g}",
+        f"n_equil = {md.n_equil}",
+        f"n_prod = {md.n_prod}",
+        f"thermostat = {_toml_str(md.thermostat)}",
+        'ensemble = "nvt"',
+        f"dump_every = {md.dump_every}",
+        f"species = [{', '.join(_toml_str(s) for s in cfg.mobile)}]",
+        f"restart_every = {md.restart_every}",
+        f"thermo_every = {md.thermo_every}",
+        "",
+    ])
+
+
+def run_md(cfg: StudyConfig, out: Path, cell: CellInfo, n_ranks: int, progress: DemoProgress):
+    """Write ``out/sweep.toml`` and run (or resume) it; return the sweep outcome."""
+    from ionmd.study.md import launch_sweep
+
+    toml = out / "sweep.toml"
+    toml.write_text(sweep_toml(cfg, cell, out / "sweep"))
+    return launch_sweep(toml, out / "logs", n_ranks, cfg.md.ranks_per_run, progress,
+                        cfg.md.n_equil + cfg.md.n_prod)
+
+
+# --------------------------------------------------------------------------- analysis
+
+@dataclass
+class StudyAnalysis:
+    """The analysis report of the sweep and the hop classes for the NEB stage."""
+
+    report_md: Path
+    report_html: Path
+    report: dict[str, Any]
+    hop_classes: list[Any] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def analyse(cfg: StudyConfig, sweep, cell: CellInfo, nebs: list[Path] | None = None) -> StudyAnalysis:
+    """D(T), σ, Arrhenius fits and hop classes of the sweep (:func:`ionmd.analysis.report.write_report`)."""
+    from ionmd.analysis.report import write_report
+
+    md_path, html_path = write_report(sweep.sweep_dir, species=cfg.mobile,
+                                      charges=cfg.charges or None,
+                                      reference=str(cell.perfect_data),
+                                      neb=[str(p) for p in nebs] if nebs else None)
+    report = json.loads((sweep.sweep_dir / "report.json").read_text())
+    return StudyAnalysis(report_md=md_path, report_html=html_path, report=report,
+                         hop_classes=hop_classes_of(report))
+
+
+def hop_classes_of(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The hop classes of the report (first model), most frequent first."""
+    mech = report.get("mechanisms") or {}
+    for model in mech.values():
+        classes = model.get("hop_classes") or []
+        return sorted(classes, key=lambda c: -int(c.get("count", 0)))
+    return []
+
+
+# --------------------------------------------------------------------------- neb
+
+def run_hop_nebs(cfg: StudyConfig, outdir: Path, cell: CellInfo, analysis: StudyAnalysis,
+                 n_ranks: int, progress: DemoProgress) -> list[Path]:
+    """NEB barrier of each hop class seen in the MD (at most ``neb.max_hop_classes``).
+
+    Returns the NEB result files (one per class); finished NEBs are kept on resume.
+    """
+    if not cfg.neb.enabled or cfg.neb.max_hop_classes == 0:
+        return []
+    classes = analysis.hop_classes[: cfg.neb.max_hop_classes]
+    if not classes:
+        progress.message("NEB: no hop class was seen in the MD, so there is no hop to compute")
+        return []
+    from ionmd.neb.hops import hop_neb
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    for k, hop in enumerate(classes):
+        slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(hop.get("label", f"class{k}"))).strip("_")
+        target = outdir / f"{k:02d}_{slug}"
+        progress.update(k / len(classes), f"hop class {k + 1}/{len(classes)}: {hop.get('label')}",
+                        force=True)
+        files.append(hop_neb(cfg, cell, hop, target, n_ranks))
+    return files
+
+
+# --------------------------------------------------------------------------- report
+
+def collect_flags(obj: Any, where: str = "") -> list[dict[str, str]]:
+    """Every ``flags`` entry anywhere in a result tree, with where it was found."""
+    found: list[dict[str, str]] = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            here = f"{where}.{key}" if where else str(key)
+            if key == "flags" and isinstance(value, list):
+                for f in value:
+                    if isinstance(f, dict):
+                        found.append({"where": where or "study", **{k: str(v) for k, v in f.items()}})
+                    else:
+                        found.append({"where": where or "study", "flag": str(f)})
+            else:
+                found += collect_flags(value, here)
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            label = value.get("label") or value.get("T_K") if isinstance(value, dict) else None
+            found += collect_flags(value, f"{where}[{label if label is not None else i}]")
+    return found
+
+
+UNITS = {"D": "cm^2/s", "sigma": "mS/cm", "Ea": "eV", "rate": "1/ps", "T": "K",
+         "barrier": "eV", "time": "ps", "length": "Angstrom", "interval": "95% unless named"}
+
+
+def _study_header(cfg: StudyConfig, cell: CellInfo, sweep) -> list[str]:
+    md = cfg.md
+    model = (f"`pair_style {cfg.model.pair_style}`" if cfg.model.classical
+             else f"`{cfg.model.path}` (pair_style mlip/torch)")
+    lines = [f"# ionmd study: {cfg.name}", "",
+             f"- Structure: {cell.description} ({cell.n_atoms} atoms: "
+             + ", ".join(f"{n} {s}" for s, n in cell.counts.items()) + ")"]
+    if cell.defect:
+        d = cell.defect
+        pos = d.get("frac")
+        lines.append(f"- Defect: {d.get('kind')} of {d.get('species')}"
+                     + (f" at Wyckoff {d['wyckoff']}" if d.get("wyckoff") else "")
+                     + (f", atom index {d['index']}" if d.get("index") is not None else "")
+                     + (f", fractional ({', '.join(f'{x:.4f}' for x in pos)})" if pos else ""))
+    lines += [f"- Model: {model}",
+              f"- Mobile species: {', '.join(cfg.mobile)}"
+              + (f"; formal charges {', '.join(f'{s} {q:+g}' for s, q in cfg.charges.items())}"
+                 if cfg.charges else "; no charges given, so no conductivity"),
+              f"- MD: NVT ({md.thermostat}), {', '.join(f'{t:g}' for t in md.temperatures_K)} K x "
+              f"{len(md.seeds)} seed(s), {md.n_equil} + {md.n_prod} steps of {md.dt_fs:g} fs "
+              f"({md.n_prod * md.dt_fs / 1000:g} ps production); runs done {sweep.done}/{sweep.n_runs}"
+              + (f", failed {sweep.failed}" if sweep.failed else ""), ""]
+    return lines
+
+
+def _rebase_images(md_text: str, prefix: str) -> str:
+    """Point the analysis report's relative image links at its directory."""
+    return re.sub(r"!\[([^\]]*)\]\((?!/|https?:)([^)]+)\)", lambda m: f"![{m.group(1)}]({prefix}/{m.group(2)})",
+                  md_text)
+
+
+def write_study_report(cfg: StudyConfig, out: Path, cell: CellInfo, sweep,
+                       analysis: StudyAnalysis, nebs: list[Path]):
+    """Write ``report.md``, ``report.html`` and ``study.json`` into ``out``."""
+    from ionmd import __version__
+    from ionmd.analysis.report import markdown_to_html
+    from ionmd.study.pipeline import StudyOutcome, flag_lines
+    from ionmd.study.report import embed_images
+
+    flags = collect_flags(analysis.report, "results")
+    if sweep.failed:
+        flags += [{"where": "md", "flag": "runs_failed", "detail": f} for f in sweep.failures]
+    neb_results = []
+    for path in nebs:
+        try:
+            neb_results.append(json.loads(Path(path).read_text()))
+        except (OSError, json.JSONDecodeError) as exc:
+            flags.append({"where": "neb", "flag": "unreadable", "detail": f"{path}: {exc}"})
+    flags += collect_flags(neb_results, "neb")
+    if cfg.neb.enabled and cfg.neb.max_hop_classes and not analysis.hop_classes:
+        flags.append({"where": "neb", "flag": "no_hops_seen",
+                      "detail": "no hop class was seen in the MD, so no barrier was computed"})
+    body = analysis.report_md.read_text().split("\n", 1)[1]  # drop its title line
+    rel = Path(analysis.report_md.parent).relative_to(out) if analysis.report_md.is_relative_to(out) \
+        else analysis.report_md.parent
+    md = _study_header(cfg, cell, sweep) + [_rebase_images(body, str(rel))]
+    md += ["## Flags: numbers not to be quoted", ""]
+    md += [f"- {line}" for line in flag_lines(flags)] if flags else ["- none"]
+    text = "\n".join(md) + "\n"
+    md_path, html_path, json_path = out / "report.md", out / "report.html", out / "study.json"
+    md_path.write_text(text)
+    html_path.write_text(markdown_to_html(embed_images(text, out), title=f"ionmd study: {cfg.name}"))
+    study = {"name": cfg.name, "ionmd_version": __version__, "units": UNITS,
+             "config": cfg.to_dict(), "cell": cell.to_dict(),
+             "md": {"sweep_dir": str(sweep.sweep_dir), "runs": sweep.n_runs, "done": sweep.done,
+                    "failed": sweep.failed, "failures": sweep.failures},
+             "results": analysis.report, "neb": neb_results, "flags": flags}
+    tmp = json_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(study, indent=2) + "\n")
+    tmp.replace(json_path)
+    return StudyOutcome(out=out, report_md=md_path, report_html=html_path, study_json=json_path,
+                        flags=flags)
