@@ -108,19 +108,55 @@ def run_diffusion(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interval(ci) -> str:
+    lo, hi = (("unbounded" if v is None else f"{v:.4g}") for v in ci)
+    return f"{lo} .. {hi}"
+
+
 def format_diffusion(res) -> str:
-    """One human-readable paragraph for a :class:`DiffusionResult`."""
-    lo, hi = (("unbounded" if v is None else f"{v:.4g}") for v in res.D_ci95_cm2_s)
+    """Human-readable lines for a :class:`DiffusionResult`: D, per-axis D, sigma, Haven ratio, flags.
+
+    A quantity whose 95% interval reaches 0 is printed as "not resolved" with its upper bound,
+    never as a bare negative number.
+    """
+    if res.resolved:
+        head = (f"D = {res.D_cm2_s:.4g} ± {res.D_err_cm2_s:.2g} cm^2/s "
+                f"(95% CI {_interval(res.D_ci95_cm2_s)})")
+    else:
+        head = (f"D not resolved: D < {res.D_ci95_cm2_s[1]:.3g} cm^2/s (95% upper bound; "
+                f"estimate {res.D_cm2_s:.3g} ± {res.D_err_cm2_s:.2g})")
     lines = [
-        f"species {res.species}: D = {res.D_cm2_s:.4g} ± {res.D_err_cm2_s:.2g} cm^2/s "
-        f"(95% CI {lo} .. {hi}), {res.n_runs} run(s), {res.n_ions} ions, {res.n_frames} frames",
+        f"species {res.species}: {head}, {res.n_runs} run(s), {res.n_ions} ions, {res.n_frames} frames",
         f"  fit window {res.fit_window_ps[0]:.4g}-{res.fit_window_ps[1]:.4g} ps, "
         f"log-log slope {res.loglog_slope:.2f}" + ("" if res.diffusive else "  WARNING: not diffusive"),
     ]
+    if res.D_axis_cm2_s:
+        parts = []
+        for k, ax in enumerate("xyz"):
+            ci = res.D_axis_ci95_cm2_s[k] if len(res.D_axis_ci95_cm2_s) > k else None
+            if ci and ci[0] == 0.0:
+                parts.append(f"{ax} < {ci[1]:.3g} (not resolved)")
+            elif ci:
+                parts.append(f"{ax} {res.D_axis_cm2_s[k]:.3g} ({_interval(ci)})")
+            else:
+                parts.append(f"{ax} {res.D_axis_cm2_s[k]:.3g}")
+        lines.append("  per axis D, cm^2/s (95% CI): " + ", ".join(parts))
     if res.sigma_mS_cm is not None:
-        lines.append(f"  sigma = {res.sigma_mS_cm:.4g} ± {res.sigma_err_mS_cm:.2g} mS/cm, "
-                     f"Nernst-Einstein {res.sigma_NE_mS_cm:.4g} mS/cm, Haven ratio "
-                     f"{res.haven_ratio if res.haven_ratio is None else round(res.haven_ratio, 3)}")
+        ci = res.sigma_ci95_mS_cm
+        if ci and ci[0] == 0.0:
+            sig = f"sigma not resolved: sigma < {ci[1]:.3g} mS/cm (95% upper bound)"
+        else:
+            sig = (f"sigma = {res.sigma_mS_cm:.4g} ± {res.sigma_err_mS_cm:.2g} mS/cm"
+                   + (f" (95% CI {_interval(ci)})" if ci else ""))
+        if res.haven_ratio is not None:
+            hv = f"Haven ratio {res.haven_ratio:.3g}"
+            if res.haven_ratio_ci95:
+                hv += f" (95% CI {_interval(res.haven_ratio_ci95)})"
+        else:
+            hv = f"Haven ratio not given: {res.haven_ratio_reason}"
+        lines.append(f"  {sig}, Nernst-Einstein {res.sigma_NE_mS_cm:.4g} mS/cm, {hv}")
+    if res.flags:
+        lines.append("  flags: " + ", ".join(res.flags))
     return "\n".join(lines)
 
 

@@ -95,6 +95,19 @@ def gls_line(t: np.ndarray, y: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray,
     return p, np.linalg.inv(A) * scale
 
 
+def gls_weights(t: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """The (2, k) matrix G of the GLS line fit: [slope, intercept] = G @ y for any y at ``t``.
+
+    The GLS estimator is linear in the data, so the slope of the mean of several curves is
+    the mean of their slopes (used for the between-particle error).
+    """
+    X = np.column_stack([t, np.ones_like(t)])
+    scale = float(np.mean(np.diag(cov)))
+    c = cov / scale + 1e-9 * np.eye(len(t))
+    ci_x = np.linalg.solve(c, X)
+    return np.linalg.solve(X.T @ ci_x, ci_x.T)
+
+
 def ols_line(t: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Ordinary least-squares [slope, intercept]."""
     return np.polyfit(t, y, 1)

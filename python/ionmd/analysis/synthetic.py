@@ -163,3 +163,41 @@ def hopping_sweep(sweep_dir: str | Path, temps_K: tuple[float, ...], seeds: tupl
                          "species": ["Li"], "type_map": {"1": "Li", "2": "F"}, "error": None})
     (sweep_dir / "sweep.json").write_text(json.dumps({"name": sweep_dir.name, "runs": runs}, indent=1))
     return sweep_dir
+
+
+def _cubic_steps(rng: np.random.Generator, shape: tuple[int, ...], a_A: float) -> np.ndarray:
+    """Random simple-cubic nearest-neighbour step vectors of length ``a_A``, shape ``shape + (3,)``."""
+    axis = rng.integers(0, 3, size=shape)
+    sign = rng.choice([-1.0, 1.0], size=shape)
+    return np.eye(3)[axis] * (sign * a_A)[..., None]
+
+
+def hop_walk(n_frames: int, n_ions: int, hop_prob: float, a_A: float, rng: np.random.Generator,
+             vibration_A: float = 0.0) -> np.ndarray:
+    """Ions hopping on a simple-cubic lattice: each frame each ion hops with probability ``hop_prob``.
+
+    Thermal vibration is an independent Gaussian displacement of ``vibration_A`` per axis
+    about the site. The exact tracer diffusion coefficient is
+    D = hop_prob a^2 / (6 dt) (Å^2 per frame interval ``dt``).
+    """
+    hop = rng.random((n_frames, n_ions)) < hop_prob
+    hop[0] = False
+    steps = _cubic_steps(rng, (n_frames, n_ions), a_A) * hop[..., None]
+    pos = np.cumsum(steps, axis=0)
+    if vibration_A > 0:
+        pos = pos + rng.normal(0.0, vibration_A, pos.shape)
+    return pos
+
+
+def single_mover_walk(n_frames: int, n_ions: int, hop_prob: float, a_A: float, rng: np.random.Generator,
+                      vibration_A: float = 0.0) -> np.ndarray:
+    """One ion (an interstitial) hops with probability ``hop_prob`` per frame; the others only vibrate.
+
+    The exact tracer D averaged over the ``n_ions`` ions is hop_prob a^2 / (6 dt n_ions).
+    """
+    pos = np.zeros((n_frames, n_ions, 3))
+    pos[:, :1] = hop_walk(n_frames, 1, hop_prob, a_A, rng)
+    pos += rng.integers(0, 6, (1, n_ions, 3)) * a_A
+    if vibration_A > 0:
+        pos = pos + rng.normal(0.0, vibration_A, pos.shape)
+    return pos
