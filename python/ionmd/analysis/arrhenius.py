@@ -7,25 +7,30 @@ and intervals use Student's t with n - 2 degrees of freedom in that case
 (the normal quantile otherwise). D(300 K) and its interval follow from the
 linear propagation of that covariance to ln D(300 K) (a Gaussian posterior
 with flat priors), so the interval is asymmetric in D.
+
+Flags (machine-readable, printed): ``from-flagged-points`` when an input point
+carries flags (not diffusive, not resolved, ...), ``extrapolation-far`` when the
+extrapolation temperature lies further outside the fitted range in 1/T than the
+range's own width, ``two-temperatures`` when no scatter check is possible.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
 from ionmd.errors import InputError
+from ionmd.results import Result
 
 KB_EV_K = 8.617333262e-5
 
 
 @dataclass
-class ArrheniusResult:
+class ArrheniusResult(Result):
     """Arrhenius fit of D(T) (or of a rate). JSON keys are stable (docs/analysis.md)."""
 
     Ea_eV: float
@@ -42,15 +47,9 @@ class ArrheniusResult:
     D_err_cm2_s: list[float] = field(default_factory=list)
     label: str = ""
     quantity: str = "D_cm2_s"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict(), indent=2)
-        if path is not None:
-            Path(path).write_text(text + "\n")
-        return text
+    flags: list[str] = field(default_factory=list)
+    flagged_points_K: list[float] = field(default_factory=list)
+    T_extrapolate_K: float = 300.0
 
     def predict(self, T_K: float | np.ndarray) -> np.ndarray:
         """Fitted value at temperature(s) T_K."""
@@ -58,7 +57,8 @@ class ArrheniusResult:
 
 
 def fit_arrhenius(T_K, D, D_err, label: str = "", quantity: str = "D_cm2_s",
-                  T_extrapolate_K: float = 300.0) -> ArrheniusResult:
+                  T_extrapolate_K: float = 300.0,
+                  point_flags: list[list[str]] | None = None) -> ArrheniusResult:
     """Weighted fit of ln D against 1/T.
 
     Parameters
@@ -67,6 +67,9 @@ def fit_arrhenius(T_K, D, D_err, label: str = "", quantity: str = "D_cm2_s",
         Temperatures (K), values (e.g. cm^2/s) and their one-sigma errors (same unit).
     T_extrapolate_K : float
         Temperature of the extrapolated value (default 300 K).
+    point_flags : list of list of str, optional
+        Flags of each point (e.g. ``DiffusionResult.flags``); any flag makes the fit
+        ``from-flagged-points``.
 
     Raises
     ------
@@ -76,6 +79,12 @@ def fit_arrhenius(T_K, D, D_err, label: str = "", quantity: str = "D_cm2_s",
     T = np.asarray(T_K, dtype=float)
     y = np.asarray(D, dtype=float)
     e = np.asarray(D_err, dtype=float)
+    if not np.all(np.isfinite(T)) or np.any(T <= 0):
+        raise InputError(f"the temperatures must be positive finite numbers, got {T.tolist()} K")
+    if not np.all(np.isfinite(y)):
+        raise InputError(f"D is not a finite number at T = {T[~np.isfinite(y)].tolist()} K")
+    if point_flags is not None and len(point_flags) != len(T):
+        raise InputError(f"point_flags has {len(point_flags)} entries for {len(T)} points")
     if len(np.unique(T)) < 2:
         raise InputError(f"the Arrhenius fit needs at least two temperatures, got {sorted(set(T.tolist()))}")
     if np.any(y <= 0):
@@ -106,6 +115,17 @@ def fit_arrhenius(T_K, D, D_err, label: str = "", quantity: str = "D_cm2_s",
     g = np.array([1.0, -x3])
     ln3 = float(g @ p)
     ln3_err = float(np.sqrt(g @ cov @ g))
+    flags, flagged = [], []
+    if point_flags is not None:
+        flagged = [float(t) for t, f in zip(T, point_flags, strict=True) if f]
+        if flagged:
+            flags.append("from-flagged-points")
+    span = float(x.max() - x.min())
+    dist = max(0.0, float(x.min() - x3), float(x3 - x.max()))
+    if dist > span:
+        flags.append("extrapolation-far")
+    if len(np.unique(T)) < 3:
+        flags.append("two-temperatures")
     return ArrheniusResult(
         Ea_eV=Ea,
         Ea_err_eV=Ea_err,
@@ -121,6 +141,9 @@ def fit_arrhenius(T_K, D, D_err, label: str = "", quantity: str = "D_cm2_s",
         D_err_cm2_s=e.tolist(),
         label=label,
         quantity=quantity,
+        flags=flags,
+        flagged_points_K=flagged,
+        T_extrapolate_K=float(T_extrapolate_K),
     )
 
 

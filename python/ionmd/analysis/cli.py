@@ -189,6 +189,9 @@ def run_arrhenius(args: argparse.Namespace) -> int:
               f"D0 = {f.D0_cm2_s:.3g} cm^2/s, D(300 K) = {f.D300K_cm2_s:.3g} cm^2/s "
               f"(95% CI {f.D300K_ci95_cm2_s[0]:.3g} .. {f.D300K_ci95_cm2_s[1]:.3g}), "
               f"{f.n_temperatures} temperatures")
+        if f.flags:
+            extra = f" (flagged points at T = {f.flagged_points_K} K)" if f.flagged_points_K else ""
+            print(f"  flags: {', '.join(f.flags)}{extra}")
     return 0
 
 

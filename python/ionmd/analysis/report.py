@@ -147,24 +147,25 @@ def write_report(sweep_dir: str | Path, species: list[str] | None = None,
     if sw.arrhenius:
         p = plot_arrhenius(list(sw.arrhenius.values()), figdir / "arrhenius.png")
         md += ["## Activation energies", "", "| model | Ea (eV) | Ea 95% CI (eV) | D0 (cm²/s) | D(300 K) (cm²/s) "
-               "| D(300 K) 95% CI | temperatures |" + (" NEB barriers |" if nebs else ""),
-               "|---|---|---|---|---|---|---|" + ("---|" if nebs else "")]
+               "| D(300 K) 95% CI | temperatures | flags |" + (" NEB barriers |" if nebs else ""),
+               "|---|---|---|---|---|---|---|---|" + ("---|" if nebs else "")]
         for m, f in sw.arrhenius.items():
             md.append(f"| {m} | {f.Ea_eV:.3f} | {f.Ea_ci95_eV[0]:.3f} – {f.Ea_ci95_eV[1]:.3f} | "
                       f"{_fmt(f.D0_cm2_s)} | {_fmt(f.D300K_cm2_s)} | {_fmt(f.D300K_ci95_cm2_s[0])} – "
-                      f"{_fmt(f.D300K_ci95_cm2_s[1])} | {f.n_temperatures} |"
+                      f"{_fmt(f.D300K_ci95_cm2_s[1])} | {f.n_temperatures} | {', '.join(f.flags) or '–'} |"
                       + (f" {_neb_cell(nebs, m)} |" if nebs else ""))
         md += ["", f"![Arrhenius plot]({p.relative_to(sweep_dir)})", ""]
     md += neb_markdown(nebs, {m: f.Ea_eV for m, f in sw.arrhenius.items()})
     md += ["## Diffusion coefficients", "", "| model | T (K) | D (cm²/s) | ± 1σ | 95% CI | runs | ions "
-           "| fit window (ps) | σ (mS/cm) | Haven ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "| fit window (ps) | σ (mS/cm) | Haven ratio | flags |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for m, by_T in sw.diffusion.items():
         for T, r in sorted(by_T.items()):
             lo, hi = r.D_ci95_cm2_s
-            md.append(f"| {m} | {T:g} | {_fmt(r.D_cm2_s)} | {_fmt(r.D_err_cm2_s, 2)} | {_fmt(lo)} – "
+            d_txt = _fmt(r.D_cm2_s) if r.resolved else f"< {_fmt(hi)} (not resolved)"
+            md.append(f"| {m} | {T:g} | {d_txt} | {_fmt(r.D_err_cm2_s, 2)} | {_fmt(lo)} – "
                       f"{_fmt(hi)} | {r.n_runs} | {r.n_ions} | {r.fit_window_ps[0]:.3g} – "
                       f"{r.fit_window_ps[1]:.3g}{'' if r.diffusive else ' (not diffusive)'} | "
-                      f"{_fmt(r.sigma_mS_cm)} | {_fmt(r.haven_ratio)} |")
+                      f"{_fmt(r.sigma_mS_cm)} | {_fmt(r.haven_ratio)} | {', '.join(r.flags) or '–'} |")
     md.append("")
     for m, by_T in sw.msd.items():
         for T, items in sorted(by_T.items()):

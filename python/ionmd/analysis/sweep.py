@@ -131,5 +131,6 @@ def analyse_sweep(sweep_dir: str | Path, species: list[str] | None = None,
                 [out.diffusion[model][T].D_cm2_s for T in ok],
                 [out.diffusion[model][T].D_err_cm2_s for T in ok],
                 label=model,
+                point_flags=[out.diffusion[model][T].flags for T in ok],
             )
     return out
