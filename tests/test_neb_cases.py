@@ -6,8 +6,8 @@ import pytest
 from test_neb_report import neb_result
 
 from ionmd.errors import InputError
+from ionmd.examples.lif.neb_cases import case_cell, reusable, run_case
 from ionmd.filehash import file_sha256
-from ionmd.neb.cases import case_cell, reusable, run_case
 from ionmd.neb.result import NEBResult
 from ionmd.neb.runner import neb_command
 

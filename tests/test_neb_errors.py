@@ -11,8 +11,9 @@ import pytest
 from test_neb_eam import A_CU_A, cu_vacancy_hop, eam_file
 
 from ionmd.errors import InputError, IonmdError
+from ionmd.examples.lif.neb_cases import BUILTIN_CASES, lif_case
 from ionmd.neb.lammps_input import NEBSettings, write_data
-from ionmd.neb.structures import BUILTIN_CASES, check_endpoints, lif_case, max_displacement_A
+from ionmd.neb.structures import check_endpoints, max_displacement_A
 from ionmd.neb.workflow import run_neb
 
 

@@ -15,13 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ionmd.examples.lif.neb_cases import lif_case, run_case
 from ionmd.filehash import file_sha256
-from ionmd.neb.cases import run_case
 from ionmd.neb.lammps_input import NEBSettings
 from ionmd.neb.parse import partition_energies_eV, read_coords_A, read_dump_positions_A
 from ionmd.neb.potential import Potential
 from ionmd.neb.relax import evaluate_many
-from ionmd.neb.structures import lif_case
 from ionmd.neb.workflow import run_neb
 
 MODELS = [

@@ -1,4 +1,9 @@
-"""``ionmd neb``: a migration barrier by climbing-image NEB on N LAMMPS partitions."""
+"""``ionmd neb``: a migration barrier by climbing-image NEB on N LAMMPS partitions.
+
+Generic: any two end points (``--initial``/``--final``), any species (from ``--species``,
+the model's metadata or the data file's type map). ``--case`` is a convenience for the
+built-in hops of the LiF example (:mod:`ionmd.examples.lif.neb_cases`), imported only then.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,8 @@ from ionmd.errors import InputError
 def register(subparsers) -> None:
     """Add the ``neb`` sub-command."""
     from ionmd.neb.interpolate import METHODS
+    from ionmd.neb.result import BELOW_ENDPOINT_TOL_EV, MAX_ENDPOINT_SHIFT_A
     from ionmd.neb.runner import LAUNCHERS
-    from ionmd.neb.structures import BUILTIN_CASES, LIF_A_A
 
     p = subparsers.add_parser(
         "neb",
@@ -21,11 +26,16 @@ def register(subparsers) -> None:
         description=(
             "Relax two end points at fixed cell, interpolate images, run a climbing-image NEB with "
             "`mpirun -np N lmp -partition Nx1` and write the barrier (JSON) and profile (PNG). "
-            "Exit status 2 and no barrier if the NEB does not converge."
+            "Exit status 2 and no barrier if the NEB does not converge or a guard refuses it "
+            "(an image below an end point)."
         ),
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--case", choices=BUILTIN_CASES, help="built-in rock-salt LiF hop")
+    src.add_argument(
+        "--case",
+        help="a built-in hop of the LiF example (ionmd.examples.lif.neb_cases: direct, "
+        "knockoff, vacancy)",
+    )
     src.add_argument(
         "--initial",
         type=Path,
@@ -36,13 +46,13 @@ def register(subparsers) -> None:
         "--n-cells",
         type=int,
         default=3,
-        help="built-in cases: conventional cells per side (default 3 = 216 sites)",
+        help="--case: conventional cells per side (default 3)",
     )
     p.add_argument(
         "--a",
         type=float,
-        default=LIF_A_A,
-        help=f"built-in cases: lattice parameter in Å (default {LIF_A_A})",
+        default=None,
+        help="--case: lattice parameter in Å (default: the example's own)",
     )
     pot = p.add_mutually_exclusive_group(required=True)
     pot.add_argument("--model", type=Path, help="TorchScript model, run by pair_style mlip/torch")
@@ -56,7 +66,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--species",
         nargs="+",
-        help="chemical symbol of each LAMMPS type, in order (default Li F for built-in cases)",
+        help="chemical symbol of each LAMMPS type, in order (default: the model's species, "
+        "else the data file's type map)",
     )
     p.add_argument(
         "--images",
@@ -66,7 +77,11 @@ def register(subparsers) -> None:
     )
     p.add_argument("--interpolation", choices=METHODS, default="idpp")
     p.add_argument("--no-relax", action="store_true", help="do not relax the end points first")
-    p.add_argument("--no-climb", action="store_true", help="skip the climbing-image stage")
+    p.add_argument(
+        "--no-climb",
+        action="store_true",
+        help="skip the climbing-image stage (the result is flagged no_climb: not a saddle)",
+    )
     p.add_argument(
         "--ftol", type=float, default=0.01, help="NEB force tolerance in eV/Å (default 0.01)"
     )
@@ -75,6 +90,20 @@ def register(subparsers) -> None:
         "--climb-steps", type=int, default=2000, help="step budget of the climbing-image stage"
     )
     p.add_argument("--spring", type=float, default=5.0, help="spring constant in eV/Å^2")
+    p.add_argument(
+        "--max-endpoint-shift",
+        type=float,
+        default=MAX_ENDPOINT_SHIFT_A,
+        help="flag an end point whose relaxation moves an atom further than this, in Å "
+        f"(default {MAX_ENDPOINT_SHIFT_A})",
+    )
+    p.add_argument(
+        "--below-endpoint-tol",
+        type=float,
+        default=BELOW_ENDPOINT_TOL_EV,
+        help="refuse the band if an image is more than this below an end point, in eV "
+        f"(default {BELOW_ENDPOINT_TOL_EV})",
+    )
     p.add_argument("--launcher", choices=LAUNCHERS, default="mpirun")
     p.add_argument(
         "--ranks-per-image",
@@ -85,7 +114,7 @@ def register(subparsers) -> None:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="built-in case with --model: reuse a converged --workdir/neb.json of the same "
+        help="--case with --model: reuse a converged --workdir/neb.json of the same "
         "model file (SHA-256), case, cell, a and images instead of rerunning",
     )
     p.add_argument("--workdir", type=Path, default=Path("neb_run"))
@@ -100,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     from ionmd.neb.result import plot_profile
 
     if args.case and args.model:
-        from ionmd.neb.cases import run_case
+        from ionmd.examples.lif.neb_cases import LIF_A_A, run_case
 
         result = run_case(
             args.model,
@@ -108,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
             args.workdir,
             n_cells=args.n_cells,
             n_images=args.images,
-            a_A=args.a,
-            species=args.species or ("Li", "F"),
+            a_A=LIF_A_A if args.a is None else args.a,
+            species=args.species or species_of_model(args.model),
             ftol_eV_A=args.ftol,
             n_steps=args.steps,
             climb_steps=0 if args.no_climb else args.climb_steps,
@@ -117,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
             launcher=args.launcher,
             resume=args.resume,
             timeout_s=args.timeout,
+            max_endpoint_shift_A=args.max_endpoint_shift,
+            below_tol_eV=args.below_endpoint_tol,
         )
     else:
         result = _run_general(args)
@@ -128,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         )
     print("energies (eV) along the path:", " ".join(f"{e:.4f}" for e in result.energies_eV))
     print(result.summary())
+    if result.flags:
+        print(f"flags: {', '.join(result.flags)}", file=sys.stderr)
     if result.message:
         print(f"note: {result.message}", file=sys.stderr)
     print(f"wrote {args.workdir / 'neb.json'} and {args.workdir / 'neb.png'}")
@@ -135,34 +168,54 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def species_of_model(model: Path) -> list[str]:
+    """The model's species (its metadata), for ``--model`` without ``--species``."""
+    from ionmd.neb.potential import model_species
+
+    return model_species(model)
+
+
+def species_of_data_file(path: Path) -> list[str] | None:
+    """LAMMPS type order of a data file (its type map), None for other formats."""
+    from ionmd.neb.io import LAMMPS_DATA_SUFFIXES, type_map_from_data
+
+    if path.suffix in LAMMPS_DATA_SUFFIXES:
+        tmap = type_map_from_data(path)
+        return [tmap[k] for k in sorted(tmap)]
+    return None
+
+
 def _run_general(args: argparse.Namespace):
-    """Structures from files (or a built-in case with a classical potential)."""
+    """Structures from files (or a built-in example case with a classical potential)."""
     from ionmd.neb.io import read_structure
     from ionmd.neb.lammps_input import NEBSettings
     from ionmd.neb.potential import Potential
-    from ionmd.neb.structures import MIN_REPORTED_CELLS, lif_case
     from ionmd.neb.workflow import run_neb
 
+    file_species: list[str] | None = None
     if args.case:
-        initial, final = lif_case(args.case, args.n_cells, args.a)
-        species = args.species or ["Li", "F"]
+        from ionmd.examples.lif.neb_cases import LIF_A_A, case_cell, flag_small_cell, lif_case
+
+        a_A = LIF_A_A if args.a is None else args.a
+        initial, final = lif_case(args.case, args.n_cells, a_A)
         label = f"LiF {args.case} hop"
-        cell = f"{args.n_cells}x{args.n_cells}x{args.n_cells} conventional, a = {args.a} Å, {len(initial)} atoms"
+        cell = case_cell(args.n_cells, a_A, len(initial))
     else:
         if args.final is None:
             raise InputError("--initial needs --final")
         initial, final = read_structure(args.initial), read_structure(args.final)
-        species = args.species or sorted(
-            set(initial.get_chemical_symbols()), key=initial.get_chemical_symbols().index
-        )
+        file_species = species_of_data_file(args.initial)
         label = f"{args.initial.name} -> {args.final.name}"
         cell = ""
     if args.model:
+        species = args.species or species_of_model(args.model)
         potential = Potential.from_model(args.model, species)
     else:
-        if not args.species:
+        species = args.species or file_species
+        if not species:
             raise InputError(
-                "--pair-style needs --species (the symbol of each LAMMPS type, in order)"
+                "--pair-style needs --species (the symbol of each LAMMPS type, in order) "
+                "unless --initial is a LAMMPS data file with a type map"
             )
         potential = Potential.from_lines(args.pair_style, args.pair_coeff, species)
     settings = NEBSettings(
@@ -185,12 +238,10 @@ def _run_general(args: argparse.Namespace):
         cell=cell,
         timeout_s=args.timeout,
         ranks_per_image=args.ranks_per_image,
+        max_endpoint_shift_A=args.max_endpoint_shift,
+        below_tol_eV=args.below_endpoint_tol,
     )
     if args.case:
-        result.case, result.a_A, result.n_cells = args.case, args.a, args.n_cells
-        if args.n_cells < MIN_REPORTED_CELLS:
-            result.message = (result.message + "; " if result.message else "") + (
-                f"cell smaller than {MIN_REPORTED_CELLS}x{MIN_REPORTED_CELLS}x{MIN_REPORTED_CELLS}: "
-                "finite-size error is large, do not report this barrier"
-            )
+        result.case, result.a_A, result.n_cells = args.case, a_A, args.n_cells
+        flag_small_cell(result, args.n_cells)
     return result

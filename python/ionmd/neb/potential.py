@@ -2,10 +2,48 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ionmd.errors import InputError
+
+
+def model_species(model_path: str | Path) -> list[str]:
+    """Chemical symbols a TorchScript model was exported for, in its type order.
+
+    Read from the ``ionmd.json`` extra file that ``ionmd export`` writes (no model load),
+    else from a DeePMD model's ``get_type_map()`` (loads the model with torch).
+    Raises :class:`InputError` naming the file if neither is there.
+    """
+    p = Path(model_path)
+    if not p.is_file():
+        raise InputError(f"model file {p} does not exist")
+    try:
+        with zipfile.ZipFile(p) as z:
+            names = [n for n in z.namelist() if n.endswith("/extra/ionmd.json")]
+            if names:
+                meta = json.loads(z.read(names[0]))
+                species = meta.get("species") if isinstance(meta, dict) else None
+                if species:
+                    return [str(x) for x in species]
+    except (zipfile.BadZipFile, json.JSONDecodeError, OSError) as exc:
+        raise InputError(f"model file {p} is not a TorchScript archive: {exc}") from None
+    try:
+        import torch
+
+        module = torch.jit.load(str(p), map_location="cpu")
+        if hasattr(module, "get_type_map"):
+            return [str(x) for x in module.get_type_map()]
+    except Exception as exc:  # torch raises RuntimeError subclasses for bad archives
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(
+            f"cannot read the species of model {p} ({first}); give them with --species"
+        ) from None
+    raise InputError(
+        f"model {p} records no species (no ionmd.json metadata, no get_type_map); give --species"
+    )
 
 
 @dataclass

@@ -6,7 +6,29 @@ import json
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
+
 from ionmd.errors import InputError, IonmdError
+
+FLAG_BELOW_ENDPOINT = "band_below_endpoint"
+"""An image lies below an end point: the end points are not minima; no barrier."""
+FLAG_NOT_CONVERGED = "not_converged"
+"""The final NEB force is above ``ftol`` (or the step budget ran out): no barrier."""
+FLAG_ENDPOINT_MOVED = "endpoint_moved"
+"""An end point moved more than the stated distance on relaxation: not the hop asked for."""
+FLAG_NO_CLIMB = "no_climb"
+"""Plain NEB without a climbing image: the highest image is not the saddle."""
+FLAG_SMALL_CELL = "small_cell"
+"""The supercell is smaller than the caller's reporting threshold (finite-size error)."""
+
+REFUSING_FLAGS: tuple[str, ...] = (FLAG_BELOW_ENDPOINT, FLAG_NOT_CONVERGED)
+"""Flags for which no barrier is given (``barrier_forward_eV`` is None)."""
+
+BELOW_ENDPOINT_TOL_EV = 0.002
+"""An image may lie this far (eV) below an end point (energy print precision) before refusal."""
+
+MAX_ENDPOINT_SHIFT_A = 0.3
+"""Default largest displacement (Å) of any atom of a relaxed end point before it is flagged."""
 
 
 @dataclass
@@ -17,6 +39,39 @@ class EndpointInfo:
     max_displacement_A: float
     max_force_eV_A: float
     n_steps: int
+
+
+@dataclass
+class HopInfo:
+    """The hop an NEB was built for (:mod:`ionmd.neb.hops`).
+
+    Attributes
+    ----------
+    label
+        Hop class label (e.g. from the mechanism analysis).
+    kind
+        ``vacancy`` (an atom moves into a vacant site), ``interstitial`` (an added atom moves
+        between two empty sites) or ``move`` (an atom of the reference moves to an empty site).
+    species
+        Chemical symbol of the moving atom.
+    start_frac, end_frac
+        Start and end of the hop, fractional coordinates of the reference cell.
+    hop_length_A
+        Straight-line (minimum-image) length of the hop.
+    moving_atom
+        Index (0-based) of the moving atom in the NEB end points.
+    hop_type
+        Index of its symmetry-distinct hop type (:func:`ionmd.neb.hops.group_hops`), -1 if none.
+    """
+
+    label: str
+    kind: str
+    species: str
+    start_frac: list[float]
+    end_frac: list[float]
+    hop_length_A: float
+    moving_atom: int
+    hop_type: int = -1
 
 
 @dataclass
@@ -37,7 +92,8 @@ class NEBResult:
     n_atoms, n_images
         Atoms per image and images (= partitions) including the end points.
     converged
-        Whether the final (climbing) stage met the force tolerance.
+        Whether the final (climbing) stage stopped on its tolerance *and* the achieved NEB
+        force is at most ``ftol_eV_A``.
     max_force_eV_A
         Largest NEB force on any replica at the end (the achieved force).
     ftol_eV_A
@@ -49,15 +105,24 @@ class NEBResult:
     energies_eV
         Image energies relative to the initial image.
     climbing_image
-        Index (0-based) of the highest image, the climbing image when climbing was on.
+        Index (0-based) of the climbing image; None when ``climb`` is False (``--no-climb``:
+        no image climbed, and the result carries the ``no_climb`` flag).
+    highest_image
+        Index (0-based) of the highest image (the climbing image when climbing was on).
     climbing_image_positions_A
-        Its atomic positions.
+        Atomic positions of the highest image.
     case
         Built-in case name (``knockoff``, ``direct``, ``vacancy``), empty for user end points.
     model_sha256
         SHA-256 of the model file (empty for classical potentials): which model the barrier is for.
     a_A, n_cells
         Built-in cases: lattice parameter (Å) and conventional cells per side.
+    flags
+        Machine-readable reasons the barrier is not to be quoted as it stands
+        (``FLAG_*`` codes of this module); the details are in ``message``. A flag in
+        :data:`REFUSING_FLAGS` means no barrier is given at all.
+    hop
+        The hop class this NEB was built for (:func:`ionmd.neb.hops.hop_barrier`), else None.
     """
 
     label: str
@@ -77,7 +142,7 @@ class NEBResult:
     energies_eV: list[float]
     barrier_forward_eV: float | None
     barrier_backward_eV: float | None
-    climbing_image: int
+    climbing_image: int | None
     climbing_image_positions_A: list[list[float]] = field(default_factory=list)
     climbing_image_symbols: list[str] = field(default_factory=list)
     endpoints: dict[str, EndpointInfo] = field(default_factory=dict)
@@ -87,6 +152,24 @@ class NEBResult:
     model_sha256: str = ""
     a_A: float | None = None
     n_cells: int | None = None
+    flags: list[str] = field(default_factory=list)
+    hop: HopInfo | None = None
+    highest_image: int = -1
+
+    def __post_init__(self) -> None:
+        if self.highest_image < 0 and self.energies_eV:
+            self.highest_image = int(np.argmax(self.energies_eV))
+
+    def add_flag(self, flag: str, note: str) -> None:
+        """Record ``flag`` (once) and append ``note`` to ``message``."""
+        if flag not in self.flags:
+            self.flags.append(flag)
+        self.message = f"{self.message}; {note}" if self.message else note
+
+    @property
+    def refused(self) -> bool:
+        """Whether a guard refused the barrier (a flag in :data:`REFUSING_FLAGS`)."""
+        return any(f in REFUSING_FLAGS for f in self.flags)
 
     def to_dict(self) -> dict:
         """Plain-JSON dictionary."""
@@ -124,10 +207,20 @@ class NEBResult:
             )
         d = {k: v for k, v in d.items() if k in known}
         d["endpoints"] = {k: EndpointInfo(**v) for k, v in d.get("endpoints", {}).items()}
+        if d.get("hop") is not None:
+            d["hop"] = HopInfo(**d["hop"])
         return cls(**d)
 
     def require_converged(self) -> None:
-        """Raise :class:`IonmdError` (with the achieved force) unless the NEB converged."""
+        """Raise :class:`IonmdError` unless the NEB converged and no guard refused it.
+
+        The message gives the achieved force, or the guard's reason.
+        """
+        if FLAG_BELOW_ENDPOINT in self.flags:
+            raise IonmdError(
+                f"NEB ({self.label}, {self.cell}) refused: {self.message}; no barrier is reported "
+                f"(partial profile in {self.workdir})"
+            )
         if not self.converged:
             raise IonmdError(
                 f"NEB ({self.label}, {self.cell}) did not converge within its step budget "
@@ -138,13 +231,19 @@ class NEBResult:
     def summary(self) -> str:
         """One line for the terminal."""
         atoms = "" if "atoms" in self.cell else f", {self.n_atoms} atoms"
-        if self.converged:
+        top = max(self.energies_eV)
+        if FLAG_BELOW_ENDPOINT in self.flags:
+            return (
+                f"{self.label} [{self.model}, {self.cell}]: REFUSED (band below end point: end "
+                f"points not minima); partial profile max {top:.4f} eV is not a barrier"
+            )
+        if self.converged and self.barrier_forward_eV is not None:
+            kind = "" if self.climb else " (no climbing image: highest image, not the saddle)"
             return (
                 f"{self.label} [{self.model}, {self.cell}{atoms}, {self.n_images} images]: "
-                f"barrier forward {self.barrier_forward_eV:.4f} eV, backward {self.barrier_backward_eV:.4f} eV "
-                f"(max NEB force {self.max_force_eV_A:.3g} eV/Å)"
+                f"barrier forward {self.barrier_forward_eV:.4f} eV, backward "
+                f"{self.barrier_backward_eV:.4f} eV{kind} (max NEB force {self.max_force_eV_A:.3g} eV/Å)"
             )
-        top = max(self.energies_eV)
         return (
             f"{self.label} [{self.model}, {self.cell}]: NOT CONVERGED (max NEB force "
             f"{self.max_force_eV_A:.3g} eV/Å > {self.ftol_eV_A:g}); partial profile max "
@@ -162,17 +261,19 @@ def plot_profile(result: NEBResult, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.6))
     x, e = result.reaction_coordinate, result.energies_eV
     ax.plot(x, e, "o-", color="C0" if result.converged else "C3")
-    i = result.climbing_image
+    i = result.highest_image
     ax.plot(
         [x[i]],
         [e[i]],
         "*",
         ms=14,
         color="C1",
-        label="climbing image" if result.climb else "highest image",
+        label="climbing image" if result.climb else "highest image (no climbing)",
     )
-    if result.converged:
+    if result.barrier_forward_eV is not None:
         title = f"{result.label}: Ea = {result.barrier_forward_eV:.3f} eV ({result.cell})"
+    elif FLAG_BELOW_ENDPOINT in result.flags:
+        title = f"{result.label}: REFUSED (image below an end point)"
     else:
         title = f"{result.label}: NOT converged (F = {result.max_force_eV_A:.3g} eV/Å)"
     ax.set_title(title, fontsize=9)
@@ -182,3 +283,83 @@ def plot_profile(result: NEBResult, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def apply_guards(
+    result: NEBResult,
+    below_tol_eV: float = BELOW_ENDPOINT_TOL_EV,
+    max_endpoint_shift_A: float = MAX_ENDPOINT_SHIFT_A,
+) -> NEBResult:
+    """Check a parsed NEB result and flag (or refuse) what must not be quoted; in place.
+
+    - An interior image more than ``below_tol_eV`` below either end point: the end points
+      are not minima of the band, so the band is refused (flag ``band_below_endpoint``,
+      no barrier).
+    - ``max_force_eV_A`` above ``ftol_eV_A``: never converged (flag
+      ``not_converged``, ``converged`` False, no barrier), whatever LAMMPS's stopping
+      criterion said.
+    - An end point whose relaxation moved an atom more than ``max_endpoint_shift_A``: flag
+      ``endpoint_moved`` (the barrier is kept but is not the hop that was asked for).
+    - No climbing image: flag ``no_climb``; the barrier is the highest image of a plain
+      band, a lower estimate of the saddle.
+
+    Parameters
+    ----------
+    result
+        The result to check (its ``energies_eV``, ``max_force_eV_A``, ``endpoints``, ``climb``).
+    below_tol_eV
+        Allowed dip (eV) of an image below an end point (energy precision).
+    max_endpoint_shift_A
+        Largest allowed displacement (Å) of any atom of an end point on relaxation.
+
+    Returns
+    -------
+    NEBResult
+        The same object, with ``flags``, ``message``, ``converged`` and the barriers updated.
+    """
+    if below_tol_eV < 0 or max_endpoint_shift_A <= 0:
+        raise InputError(
+            f"guard tolerances must be positive: below_tol_eV={below_tol_eV}, "
+            f"max_endpoint_shift_A={max_endpoint_shift_A}"
+        )
+    e = np.asarray(result.energies_eV, dtype=float)
+    if e.size >= 3:
+        inner = e[1:-1]
+        k = int(np.argmin(inner)) + 1
+        dip = min(e[0], e[-1]) - e[k]
+        if dip > below_tol_eV:
+            result.add_flag(
+                FLAG_BELOW_ENDPOINT,
+                f"band below end point: end points not minima (image {k} is {dip * 1e3:.1f} meV "
+                f"below the lower end point; tolerance {below_tol_eV * 1e3:.1f} meV)",
+            )
+    if not (result.max_force_eV_A <= result.ftol_eV_A):
+        result.converged = False
+        result.add_flag(
+            FLAG_NOT_CONVERGED,
+            f"not converged: max NEB force {result.max_force_eV_A:.4g} eV/Å > ftol "
+            f"{result.ftol_eV_A:g} eV/Å (stopping criteria {result.stopping_criteria})",
+        )
+    elif not result.converged:
+        result.add_flag(
+            FLAG_NOT_CONVERGED,
+            f"not converged: stopping criteria {result.stopping_criteria}",
+        )
+    for name, ep in result.endpoints.items():
+        if ep.max_displacement_A > max_endpoint_shift_A:
+            result.add_flag(
+                FLAG_ENDPOINT_MOVED,
+                f"the {name} end point moved {ep.max_displacement_A:.3f} Å on relaxation "
+                f"(> {max_endpoint_shift_A:g} Å): the band may not be the hop asked for",
+            )
+    if not result.climb:
+        result.climbing_image = None  # no image climbed: nothing is claimed to be the saddle
+        result.add_flag(
+            FLAG_NO_CLIMB,
+            "no climbing image (--no-climb): the barrier is the highest image of a plain band, "
+            "not the saddle",
+        )
+    if result.refused or not result.converged:
+        result.barrier_forward_eV = None
+        result.barrier_backward_eV = None
+    return result

@@ -4,14 +4,130 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from ionmd.errors import InputError, IonmdError
 from ionmd.neb.parse import lammps_errors
 
 LAUNCHERS: tuple[str, ...] = ("mpirun", "mpi4py")
+
+STOP_SIGNALS: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""Signals that stop an NEB: forwarded to the child process group, then re-raised."""
+
+GRACE_S = 5.0
+"""Seconds the children get to exit after SIGTERM before the group is killed (SIGKILL)."""
+
+
+class _Stop(BaseException):
+    """Raised inside the signal handler to leave ``communicate`` (carries the signal)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's group of that id
+        return False
+    return True
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = GRACE_S) -> None:
+    """Stop every process of ``proc``'s group: SIGTERM, wait up to ``grace_s``, then SIGKILL.
+
+    ``proc`` must have been started with ``start_new_session=True`` (its pid is the group id),
+    so ``mpirun`` and all its ranks are reached even after ``mpirun`` itself has exited.
+    """
+    pgid = proc.pid
+    if _group_alive(pgid):
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _group_alive(pgid):
+            break
+        time.sleep(0.05)
+    if _group_alive(pgid):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:  # pragma: no cover - unkillable child
+        pass
+
+
+def run_child_group(
+    cmd: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    timeout_s: float | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own process group; never leave a child behind.
+
+    SIGTERM, SIGINT or SIGHUP received while it runs (in the main thread) are forwarded to
+    the whole group, the group is waited for and killed if needed, and the signal is then
+    re-raised with the previous handler in place (SIGINT: ``KeyboardInterrupt``; SIGTERM
+    with the default handler: the process ends as it would have). A timeout or any other
+    exception also stops the group.
+
+    Returns
+    -------
+    subprocess.CompletedProcess
+        Exit status and captured stdout/stderr text.
+
+    Raises
+    ------
+    subprocess.TimeoutExpired
+        After ``timeout_s`` seconds (the group already stopped).
+    """
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+    def _handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise _Stop(signum)
+
+    previous: dict[int, object] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            previous[sig] = signal.signal(sig, _handler)
+    stopped: int | None = None
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except _Stop as exc:
+        stopped = exc.signum
+        for sig in previous:  # a second signal must not interrupt the clean-up
+            signal.signal(sig, signal.SIG_IGN)
+        stop_process_group(proc)
+        out = err = ""
+    finally:
+        if proc.poll() is None or _group_alive(proc.pid):
+            stop_process_group(proc)
+        for sig, old in previous.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+    if stopped is not None:
+        signal.raise_signal(stopped)
+        raise IonmdError(f"stopped by signal {signal.Signals(stopped).name}: {' '.join(cmd)}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def neb_command(
@@ -66,7 +182,11 @@ def run_neb_partitions(
     timeout_s: float | None = None,
     ranks_per_image: int = 1,
 ) -> None:
-    """Run ``workdir/in.neb`` on ``n_partitions`` MPI partitions; raise with LAMMPS's error text."""
+    """Run ``workdir/in.neb`` on ``n_partitions`` MPI partitions; raise with LAMMPS's error text.
+
+    The MPI launcher runs in its own process group (:func:`run_child_group`): a timeout,
+    SIGTERM or SIGINT stops every ``lmp`` rank before this function returns or raises.
+    """
     cmd = neb_command(n_partitions, launcher, lmp, mpirun, ranks_per_image=ranks_per_image)
     if shutil.which(cmd[0]) is None:
         raise IonmdError(
@@ -77,9 +197,7 @@ def run_neb_partitions(
         root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     try:
-        proc = subprocess.run(
-            cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout_s, env=env
-        )
+        proc = run_child_group(cmd, workdir, env, timeout_s=timeout_s)
     except subprocess.TimeoutExpired as exc:
         raise IonmdError(f"NEB in {workdir} exceeded {timeout_s} s: {' '.join(cmd)}") from exc
     errors = lammps_errors(workdir)

@@ -14,7 +14,13 @@ from ionmd.neb.lammps_input import NEBSettings, write_neb_input
 from ionmd.neb.parse import parse_universe_log, read_dump_positions_A, stopping_criteria
 from ionmd.neb.potential import Potential
 from ionmd.neb.relax import RelaxResult, relax_endpoints
-from ionmd.neb.result import EndpointInfo, NEBResult
+from ionmd.neb.result import (
+    BELOW_ENDPOINT_TOL_EV,
+    MAX_ENDPOINT_SHIFT_A,
+    EndpointInfo,
+    NEBResult,
+    apply_guards,
+)
 from ionmd.neb.runner import run_neb_partitions
 from ionmd.neb.structures import check_endpoints, rms_distance_A
 
@@ -70,6 +76,8 @@ def run_neb(
     cell: str = "",
     timeout_s: float | None = None,
     ranks_per_image: int = 1,
+    max_endpoint_shift_A: float = MAX_ENDPOINT_SHIFT_A,
+    below_tol_eV: float = BELOW_ENDPOINT_TOL_EV,
 ) -> NEBResult:
     """Compute a migration barrier between two end points with a LAMMPS NEB.
 
@@ -97,11 +105,18 @@ def run_neb(
         Abandon the LAMMPS NEB after this many seconds.
     ranks_per_image
         MPI ranks per partition (``-partition n_images x ranks_per_image``).
+    max_endpoint_shift_A
+        An end point whose relaxation moves any atom further than this (Å) is flagged
+        (``endpoint_moved``).
+    below_tol_eV
+        An image more than this (eV) below an end point refuses the band
+        (``band_below_endpoint``).
 
     Returns
     -------
     NEBResult
-        ``converged`` False (and no barrier) if the step budget ran out.
+        ``converged`` False (and no barrier) if the step budget ran out or the final force
+        is above ``ftol``; guards (:func:`ionmd.neb.result.apply_guards`) set ``flags``.
     """
     settings = settings or NEBSettings()
     check_endpoints(initial, final)
@@ -132,9 +147,10 @@ def run_neb(
     run_neb_partitions(
         workdir, n_images, launcher=launcher, timeout_s=timeout_s, ranks_per_image=ranks_per_image
     )
-    return collect_result(
+    result = collect_result(
         workdir, images, settings, potential, interpolation, label, cell, endpoints
     )
+    return apply_guards(result, below_tol_eV=below_tol_eV, max_endpoint_shift_A=max_endpoint_shift_A)
 
 
 def collect_result(
@@ -147,13 +163,18 @@ def collect_result(
     cell: str,
     endpoints: dict[str, EndpointInfo],
 ) -> NEBResult:
-    """Build the :class:`NEBResult` from the logs and dumps in ``workdir``."""
+    """Build the :class:`NEBResult` from the logs and dumps in ``workdir`` (guards not applied)."""
     stages = parse_universe_log(workdir / "log.lammps")
     last = stages[-1]
     criteria = stopping_criteria(workdir / "log.lammps.0")
     climb = settings.n2_steps > 0
     expected = 2 if climb else 1
-    converged = len(criteria) >= expected and criteria[expected - 1] in CONVERGED_CRITERIA
+    max_force = float(last.max_replica_force_eV_A[-1])
+    converged = (
+        len(criteria) >= expected
+        and criteria[expected - 1] in CONVERGED_CRITERIA
+        and max_force <= settings.ftol_eV_A
+    )
     e = np.array(last.energies_eV[-1])
     rel = (e - e[0]).tolist()
     top = int(np.argmax(e))
@@ -173,7 +194,7 @@ def collect_result(
         interpolation=interpolation,
         climb=climb,
         converged=bool(converged),
-        max_force_eV_A=float(last.max_replica_force_eV_A[-1]),
+        max_force_eV_A=max_force,
         ftol_eV_A=settings.ftol_eV_A,
         n_steps=[s.steps[-1] - s.steps[0] for s in stages],
         stopping_criteria=criteria,
@@ -182,13 +203,12 @@ def collect_result(
         energies_eV=[float(x) for x in rel],
         barrier_forward_eV=float(last.barrier_forward_eV[-1]) if converged else None,
         barrier_backward_eV=float(last.barrier_backward_eV[-1]) if converged else None,
-        climbing_image=top,
+        climbing_image=top if climb else None,
+        highest_image=top,
         climbing_image_positions_A=pos,
         climbing_image_symbols=images[top].get_chemical_symbols(),
         endpoints=endpoints,
         workdir=str(workdir),
         model_sha256=file_sha256(potential.model_file) if potential.model_file else "",
     )
-    if not converged:
-        result.message = f"not converged: stopping criteria {criteria}, max NEB force {result.max_force_eV_A:.4g} eV/Å"
     return result

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ionmd.errors import IonmdError
+from ionmd.examples.lif.neb_cases import lif_case
 from ionmd.neb.lammps_input import NEBSettings
 from ionmd.neb.potential import Potential
 from ionmd.neb.result import NEBResult, plot_profile
-from ionmd.neb.structures import lif_case
 from ionmd.neb.workflow import run_neb
 from ionmd.study.plan import CHGNET_REFERENCE, LIF_A_A, MODELS_DIR, NEB_CASES, DemoPlan
 from ionmd.study.progress import DemoProgress

@@ -3,7 +3,7 @@
 The fitted MACE/DeePMD models are trained on CHGNet labels, so their barriers
 should reproduce these. Run (slow: seconds per CHGNet call on 217 atoms)::
 
-    nice -n 10 nohup python -m ionmd.neb.reference_chgnet --cases knockoff direct \
+    nice -n 10 nohup python -m ionmd.examples.lif.chgnet_reference --cases knockoff direct \
         --out inputs/neb/chgnet_reference.json > inputs/neb/chgnet_reference.log 2>&1 &
 
 Both built-in interstitial hops start from the same state (a Li interstitial at a
@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from ionmd.neb.structures import LIF_A_A, check_endpoints, lif_case, max_displacement_A
+from ionmd.examples.lif.neb_cases import LIF_A_A, lif_case
+from ionmd.neb.structures import check_endpoints, max_displacement_A
 
 SYMMETRIC_CASES = ("knockoff", "direct")
 
