@@ -89,28 +89,60 @@ def stage_priors_s(cfg: StudyConfig, n_ranks: int) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- structure
 
+def defect_specs(cfg: StudyConfig) -> tuple[list[str], list[str]]:
+    """The study's defect as ``(add, remove)`` specifications of :func:`make_structure`."""
+    d = cfg.defect
+    if d.kind == "none":
+        return [], []
+    frac = ",".join(f"{x:g}" for x in d.frac) if d.frac is not None else None
+    if d.kind == "interstitial":
+        return [f"{d.species}@{frac if frac else 'void'}"], []
+    if d.index is not None:
+        return [], [str(d.index)]
+    if d.site is not None:
+        site = d.site if d.site.startswith(f"{d.species}(") else f"{d.species}@{d.site}"
+        return [], [site]
+    return [], [f"{d.species}@{frac}" if frac else str(d.species)]
+
+
 def build_cell(cfg: StudyConfig, outdir: Path) -> CellInfo:
     """Write the perfect supercell and the MD cell (with the defect); return what was built.
 
     A finished stage (``cell.json`` present) is read back, so a resumed study keeps
     exactly the cell its MD used.
+
+    Raises
+    ------
+    InputError
+        The structure cannot be read or built, the defect does not fit it, or a mobile
+        species is missing from the cell.
     """
-    from ionmd.driver.structure import build_study_cell
+    from ionmd.driver.structure import make_structure
 
     record = outdir / "cell.json"
     if record.is_file():
         return CellInfo.from_dict(json.loads(record.read_text()))
     outdir.mkdir(parents=True, exist_ok=True)
-    built = build_study_cell(
-        source=cfg.structure.file if cfg.structure.file is not None else cfg.structure.builtin,
-        supercell=cfg.structure.supercell, min_length_A=cfg.structure.min_length_A,
-        defect=cfg.defect.kind, species=cfg.defect.species, site=cfg.defect.site,
-        index=cfg.defect.index, frac=cfg.defect.frac, types=cfg.structure.types,
-        cell_data=outdir / "cell.data", perfect_data=outdir / "perfect.data")
+    source = cfg.structure.file if cfg.structure.file is not None else cfg.structure.builtin
+    size = {"supercell": cfg.structure.supercell or 1, "min_length_A": cfg.structure.min_length_A}
+    perfect = make_structure(outdir / "perfect.data", source=source, types=cfg.structure.types,
+                             **size)
+    types = [perfect.type_map[t] for t in sorted(perfect.type_map)]
+    add, remove = defect_specs(cfg)
+    if cfg.defect.kind == "interstitial" and cfg.defect.species not in types:
+        types.append(str(cfg.defect.species))
+    built = make_structure(outdir / "cell.data", source=source, types=types, add=add,
+                           remove=remove, **size)
+    defect: dict[str, Any] = {}
+    if built.defect_sites:
+        defect = dict(built.defect_sites[0])
+        if defect.get("species") != cfg.defect.species:
+            raise InputError(f"{cfg.path}: defect.index {cfg.defect.index} is a "
+                             f"{defect.get('species')} atom, not {cfg.defect.species}")
     info = CellInfo(cell_data=outdir / "cell.data", perfect_data=outdir / "perfect.data",
                     n_atoms=built.n_atoms, counts=dict(built.counts),
                     types=[built.type_map[t] for t in sorted(built.type_map)],
-                    description=built.description, defect=dict(built.defect or {}))
+                    description=built.description, defect=defect)
     missing = [s for s in cfg.mobile if s not in info.counts]
     if missing:
         raise InputError(f"{cfg.path}: species.mobile names {', '.join(missing)}, which the "
