@@ -15,13 +15,13 @@ from ase.geometry import get_distances
 from ase.io import read, write
 
 from ionmd.driver.structure import (
-    LIF_A_ANGSTROM,
     lammps_box,
     make_structure,
     parse_supercell,
     read_type_map,
 )
 from ionmd.errors import InputError
+from ionmd.examples.lif.constants import LIF_A_ANGSTROM
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -187,7 +187,13 @@ def test_lammps_box_is_right_handed_and_rejects_left_handed():
         ({"add": ["Xx@interstitial"]}, "unknown element 'Xx'"),
         ({"remove": ["Qq"]}, "unknown element 'Qq'"),
         ({"add": ["Li@octahedral"]}, "unknown site 'octahedral'"),
-        ({"add": ["Li"]}, "expected ELEMENT@SITE"),
+        ({"remove": ["Li@9z"]}, r"unknown site '9z'; Li sites of Fm-3m: Li\(1\) \(4a\)"),
+        ({"remove": ["F(2)"]}, r"no site F\(2\); F sites of Fm-3m: F\(1\) \(4b\)"),
+        ({"remove": ["8"]}, "atom index 8 is out of range"),
+        ({"remove": ["Li@0.25,0.25,0.25"]}, "no Li atom within 0.5 Å"),
+        ({"remove": ["0", "Li@0,0,0"]}, "already removed"),
+        ({"supercell": "2", "min_length_A": 9.0}, "not both"),
+        ({"min_length_A": -1.0}, "minimum cell length must be a positive"),
         ({"add": ["Li@0.5,0.5"]}, "unknown site '0.5,0.5'"),
         ({"add": ["Li@0,0,0"]}, "occupied"),
         ({"remove": ["Na"]}, "no Na atom"),
@@ -214,9 +220,9 @@ def test_bad_files(tmp_path):
         make_structure(tmp_path / "x.data", source=junk)
     src = tmp_path / "cu.cif"
     write(src, bulk("Cu", "fcc", a=3.6))
-    with pytest.raises(InputError, match="unknown site 'interstitial'.*rock-salt"):
-        make_structure(tmp_path / "x.data", source=src, add=["Cu@interstitial"])
-    with pytest.raises(InputError, match="--a applies only"):
+    with pytest.raises(InputError, match="unknown site 'tetrahedral'.*void"):
+        make_structure(tmp_path / "x.data", source=src, add=["Cu@tetrahedral"])
+    with pytest.raises(InputError, match="--a .*applies only to built-in"):
         make_structure(tmp_path / "x.data", source=src, a_A=3.0)
 
 
@@ -243,8 +249,11 @@ def test_cli_prints_type_map_and_reports_errors(tmp_path):
 def test_committed_lif_data_file_matches_its_recipe(tmp_path):
     committed = REPO / "inputs" / "structures" / "lif_2x2x2_Li_interstitial.data"
     make_structure(tmp_path / "again.data", supercell=2, add=["Li@interstitial"], seed=0)
-    assert committed.read_text().splitlines()[3:] == \
-        (tmp_path / "again.data").read_text().splitlines()[3:]
+
+    def body(path):
+        return [line for line in path.read_text().splitlines() if not line.startswith("#")]
+
+    assert body(committed) == body(tmp_path / "again.data")
     atoms = _read(committed)
     assert atoms.get_chemical_symbols().count("Li") == 33
     assert atoms.get_chemical_symbols().count("F") == 32

@@ -21,22 +21,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _register_structure(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "structure", help="build a LAMMPS data file (rock-salt LiF or any ASE-readable file)",
+        "structure", help="build a LAMMPS data file (any ASE-readable file or a built-in)",
         description="Build a periodic structure with point defects and write a LAMMPS data "
-                    "file whose header carries the atom-type order (type_map:).")
+                    "file whose header carries the atom-type order (type_map:) and the "
+                    "removed/added atoms, plus a JSON sidecar OUTPUT.json.")
     p.add_argument("source", nargs="?", default=None,
-                   help="structure file read by ASE (CIF, POSCAR, extxyz, ...); "
-                        "default: built-in rock-salt LiF")
+                   help="structure file read by ASE (CIF, POSCAR, extxyz, LAMMPS data, ...) "
+                        "or a built-in name (default: the built-in example, LiF)")
     p.add_argument("-o", "--output", required=True, help="LAMMPS data file to write")
     p.add_argument("--supercell", default="1", help="repeats: N or NxMxK (default 1)")
+    p.add_argument("--min-length", dest="min_length_A", type=float, default=None,
+                   metavar="L_A", help="instead of --supercell: the smallest diagonal "
+                   "supercell whose perpendicular widths are all >= L_A Å")
     p.add_argument("--a", dest="a_A", type=float, default=None,
-                   help="LiF lattice constant in Å (default 4.03; built-in LiF only)")
-    p.add_argument("--add", action="append", default=[], metavar="EL@SITE",
-                   help="add an atom: Li@interstitial (rock-salt tetrahedral site) or "
-                        "Li@x,y,z (fractional, unit cell); repeatable")
-    p.add_argument("--remove", action="append", default=[], metavar="EL",
-                   help="remove one atom of this element (vacancy); repeatable")
-    p.add_argument("--seed", type=int, default=0, help="seed for the choice of sites/atoms")
+                   help="lattice constant in Å of a built-in structure (built-ins only)")
+    p.add_argument("--vacancy", "--remove", dest="remove", action="append", default=[],
+                   metavar="SPEC",
+                   help="remove one atom: EL (any), EL@2c or EL@c (Wyckoff site), EL(2) "
+                        "(site label), N (0-based atom index) or EL@x,y,z (fractional "
+                        "position of the unit cell); repeatable")
+    p.add_argument("--interstitial", "--add", dest="add", action="append", default=[],
+                   metavar="SPEC",
+                   help="add one atom: EL or EL@void (largest void), EL@x,y,z (fractional, "
+                        "unit cell) or EL@NAME (a named site of a built-in); repeatable")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the choice among equivalent atoms/voids")
     p.add_argument("--types", default=None,
                    help="atom-type order as comma-separated symbols (default: first appearance)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -49,7 +58,7 @@ def _cmd_structure(args: argparse.Namespace) -> int:
     result = make_structure(
         args.output, source=args.source, supercell=args.supercell, a_A=args.a_A,
         add=args.add, remove=args.remove, seed=args.seed,
-        types=args.types.split(",") if args.types else None)
+        types=args.types.split(",") if args.types else None, min_length_A=args.min_length_A)
     if args.json:
         print(result.to_json())
     else:
@@ -57,6 +66,11 @@ def _cmd_structure(args: argparse.Namespace) -> int:
         print(f"wrote {result.path}: {result.n_atoms} atoms ({counts}); {result.description}")
         print("type_map: " + " ".join(f"{i}={s}" for i, s in result.type_map.items()))
         print(result.pair_coeff)
+        from ionmd.driver.defects import DefectRecord
+
+        for site in result.defect_sites:
+            print("defect: " + DefectRecord(**site).summary())
+        print(f"wrote {result.sidecar}")
     return 0
 
 

@@ -1,16 +1,19 @@
 """Build periodic structures with point defects and write them as LAMMPS data files.
 
-The built-in structure is rock-salt LiF. Any file that ASE reads (CIF, POSCAR,
-extxyz, ...) can be used instead. Supercells are built from the (conventional)
-cell, then point defects are applied: ``Li@interstitial`` adds a Li atom at a free
-tetrahedral site of the rock-salt lattice (the centre of a small cube, fractional
-(1/4, 1/4, 1/4) of the conventional cell), ``Li@0.5,0.5,0.5`` adds one at the given
-fractional coordinates of the *unit* cell, and ``--remove Li`` removes one Li atom
-(a vacancy). Where a choice exists (which atom, which site) it is drawn with the
-given random seed, so a structure is reproducible from its command line.
+The source is any file that ASE reads (CIF, POSCAR, extxyz, ...; LAMMPS data files
+with a ``type_map:`` header or ``# Li`` Masses comments) or a built-in structure of
+:mod:`ionmd.examples` (the default when no file is given). The supercell is given by
+repeats (``2`` or ``2x2x3``) or by a minimum perpendicular width in Å
+(:func:`ionmd.driver.defects.min_length_repeats`). Point defects (vacancies by
+species, Wyckoff site, index or position; interstitials in the largest void or at a
+position) are made by :func:`ionmd.driver.defects.apply_defects`; where a choice
+exists it is drawn with the given random seed, so a structure is reproducible from
+its command line, and every removed or added atom is reported.
 
 The data file follows shared contract 1: the first (comment) line carries
-``type_map: 1=Li 2=F`` and the Masses section has ``# Li`` comments.
+``type_map: 1=Li 2=F`` and the Masses section has ``# Li`` comments. Each defect is
+described in a header comment line (``# defect: ...``), and all of them in the JSON
+sidecar ``OUTPUT.json`` (see :func:`make_structure`).
 """
 
 from __future__ import annotations
@@ -23,16 +26,11 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 
+from ionmd.driver.defects import DefectRecord, apply_defects, check_element, min_length_repeats
 from ionmd.errors import InputError
 
-#: Lattice constant of rock-salt LiF at room temperature, in Å.
-LIF_A_ANGSTROM = 4.03
-
-#: Named interstitial sites of the built-in rock-salt lattice (fractional, conventional cell).
-_ROCKSALT_TETRAHEDRAL = np.array(
-    [[x, y, z] for x in (0.25, 0.75) for y in (0.25, 0.75) for z in (0.25, 0.75)]
-)
-NAMED_SITES = ("interstitial", "tetrahedral")
+__all__ = ["StructureResult", "build_structure", "check_element", "make_structure",
+           "parse_supercell", "read_structure", "DefectRecord", "apply_defects"]
 
 
 @dataclass
@@ -55,6 +53,15 @@ class StructureResult:
         Cell vectors of the written (LAMMPS-oriented) box, in Å.
     description : str
         One line saying how the structure was built.
+    defects : list of str
+        The defect specifications, ``+SPEC`` (interstitial) or ``-SPEC`` (vacancy).
+    supercell : list of int
+        Repeats of the unit cell.
+    defect_sites : list of dict
+        One :class:`~ionmd.driver.defects.DefectRecord` per defect; ``frac`` is in the
+        written cell and ``cart_A`` in its LAMMPS frame.
+    sidecar : str
+        The JSON sidecar with this result (``OUTPUT.json``).
     """
 
     path: str
@@ -65,53 +72,56 @@ class StructureResult:
     cell_A: list[list[float]]
     description: str
     defects: list[str] = field(default_factory=list)
+    supercell: list[int] = field(default_factory=lambda: [1, 1, 1])
+    defect_sites: list[dict] = field(default_factory=list)
+    sidecar: str = ""
 
     def to_json(self) -> str:
         """Return the result as a JSON string."""
         return json.dumps(asdict(self), indent=2)
 
 
-def check_element(symbol: str, where: str = "") -> str:
-    """Return ``symbol`` if it is a chemical symbol, else raise :class:`InputError`."""
-    if symbol not in atomic_numbers or symbol == "X":
-        suffix = f" in {where}" if where else ""
-        raise InputError(f"unknown element '{symbol}'{suffix}")
-    return symbol
-
-
-def rocksalt_lif(a_A: float = LIF_A_ANGSTROM) -> Atoms:
-    """Return the 8-atom conventional rock-salt LiF cell with lattice constant ``a_A`` (Å)."""
-    if not np.isfinite(a_A) or a_A <= 0:
-        raise InputError(f"lattice constant must be positive, got {a_A} Å")
-    fcc = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
-    frac = np.vstack([fcc, fcc + [0.5, 0, 0]]) % 1.0
-    atoms = Atoms(
-        symbols=["Li"] * 4 + ["F"] * 4,
-        scaled_positions=frac,
-        cell=np.eye(3) * a_A,
-        pbc=True,
-    )
-    atoms.info["ionmd_rocksalt"] = True
-    return atoms
+def _is_lammps_data(path: Path) -> bool:
+    if path.suffix.lower() in (".data", ".lmp", ".lammps") or path.name.startswith("data."):
+        return True
+    try:
+        head = path.read_text(errors="replace").splitlines()[:12]
+    except OSError:
+        return False
+    return any(line.split("#")[0].strip().endswith(" atoms") for line in head[1:])
 
 
 def read_structure(path: str | Path) -> Atoms:
-    """Read any structure file that ASE understands (CIF, POSCAR, extxyz, ...)."""
+    """Read any structure file that ASE understands (CIF, POSCAR, extxyz, LAMMPS data, ...).
+
+    A LAMMPS data file needs its species: a ``type_map:`` header or Masses comments.
+    """
     from ase.io import read
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"structure file '{path}' does not exist")
     try:
-        atoms = read(str(path))
+        if _is_lammps_data(path):
+            type_map = read_type_map(path)
+            for sym in type_map.values():
+                check_element(sym, f"the type map of '{path}'")
+            z_of_type = {t: atomic_numbers[s] for t, s in type_map.items()}
+            atoms = read(str(path), format="lammps-data", Z_of_type=z_of_type, units="metal")
+        else:
+            atoms = read(str(path))
+    except InputError:
+        raise
     except Exception as exc:  # ASE raises many types for unreadable files
-        raise InputError(f"cannot read structure file '{path}': {exc}") from exc
+        reason = str(exc).strip() or type(exc).__name__
+        raise InputError(f"cannot read structure file '{path}': {reason}") from exc
     if isinstance(atoms, list):  # pragma: no cover - read() returns the last image
         atoms = atoms[-1]
     if len(atoms) == 0:
-        raise InputError(f"structure file '{path}' holds no atoms")
+        raise InputError(f"cannot read structure file '{path}': it holds no atoms")
     if not np.all(atoms.pbc) or abs(atoms.cell.volume) < 1e-8:
         raise InputError(f"structure file '{path}' has no periodic 3-D cell")
+    atoms.calc = None
     return atoms
 
 
@@ -119,8 +129,8 @@ def parse_supercell(spec: str | int | tuple[int, int, int]) -> tuple[int, int, i
     """Parse ``N`` or ``NxMxK`` (or ``N,M,K``) into three positive repeats."""
     if isinstance(spec, int):
         reps = (spec, spec, spec)
-    elif isinstance(spec, tuple):
-        reps = spec
+    elif isinstance(spec, (tuple, list)):
+        reps = tuple(spec)
     else:
         text = str(spec).strip().lower().replace(",", "x")
         parts = text.split("x")
@@ -133,101 +143,45 @@ def parse_supercell(spec: str | int | tuple[int, int, int]) -> tuple[int, int, i
         if len(values) != 3:
             raise InputError(f"bad supercell '{spec}': expected N or NxMxK")
         reps = tuple(values)  # type: ignore[assignment]
-    if any(int(r) != r or r < 1 for r in reps):
+    if len(reps) != 3 or any(int(r) != r or r < 1 for r in reps):
         raise InputError(f"bad supercell '{spec}': repeats must be positive integers")
     return (int(reps[0]), int(reps[1]), int(reps[2]))
 
 
-def _parse_add(spec: str) -> tuple[str, str | np.ndarray]:
-    if "@" not in spec:
-        raise InputError(f"bad defect '--add {spec}': expected ELEMENT@SITE, e.g. Li@interstitial")
-    symbol, site = spec.split("@", 1)
-    check_element(symbol.strip(), f"'--add {spec}'")
-    site = site.strip()
-    if site in NAMED_SITES:
-        return symbol.strip(), site
-    try:
-        frac = np.array([float(v) for v in site.split(",")])
-    except ValueError:
-        frac = np.array([])
-    if frac.shape != (3,) or not np.all(np.isfinite(frac)):
-        raise InputError(
-            f"unknown site '{site}' in '--add {spec}': use one of {', '.join(NAMED_SITES)} "
-            "or fractional coordinates x,y,z of the unit cell"
-        )
-    return symbol.strip(), frac
+@dataclass
+class _Built:
+    atoms: Atoms
+    perfect: Atoms
+    reps: tuple[int, int, int]
+    name: str
+    records: list[DefectRecord]
 
 
-def _min_distance_A(atoms: Atoms, position: np.ndarray) -> float:
-    if len(atoms) == 0:
-        return np.inf
-    from ase.geometry import get_distances
+def _build(source, supercell, a_A, add, remove, seed, min_length_A) -> _Built:
+    from ionmd.examples import builtin_structure, is_builtin
 
-    _, d = get_distances(position[None, :], atoms.positions, cell=atoms.cell, pbc=True)
-    return float(d.min())
-
-
-def apply_defects(
-    atoms: Atoms,
-    unit_cell: np.ndarray,
-    reps: tuple[int, int, int],
-    add: list[str] | tuple[str, ...] = (),
-    remove: list[str] | tuple[str, ...] = (),
-    seed: int = 0,
-    rocksalt: bool = False,
-) -> Atoms:
-    """Return a copy of the supercell ``atoms`` with point defects applied.
-
-    Parameters
-    ----------
-    atoms : Atoms
-        The supercell.
-    unit_cell : ndarray
-        The 3x3 cell (Å) of the unit the supercell was built from.
-    reps : tuple of int
-        Repeats of ``unit_cell`` in ``atoms``.
-    add : list of str
-        ``ELEMENT@interstitial`` (rock salt only) or ``ELEMENT@x,y,z`` (fractional
-        coordinates of the unit cell) for each added atom.
-    remove : list of str
-        One chemical symbol per removed atom (vacancy).
-    seed : int
-        Seed of the random choices of removed atoms and interstitial sites.
-    rocksalt : bool
-        Whether the named rock-salt sites are defined for this structure.
-    """
-    rng = np.random.default_rng(seed)
-    atoms = atoms.copy()
-    for symbol in remove:
-        symbol = symbol.strip()
-        check_element(symbol, f"'--remove {symbol}'")
-        candidates = [i for i, s in enumerate(atoms.get_chemical_symbols()) if s == symbol]
-        if not candidates:
-            raise InputError(f"cannot remove '{symbol}': the structure has no {symbol} atom left")
-        del atoms[int(rng.choice(candidates))]
-    for spec in add:
-        symbol, site = _parse_add(spec)
-        if isinstance(site, str):
-            if not rocksalt:
-                raise InputError(
-                    f"unknown site '{site}' in '--add {spec}': named sites exist only for the "
-                    "built-in rock-salt structure; give fractional coordinates, e.g. "
-                    f"{symbol}@0.25,0.25,0.25"
-                )
-            shifts = np.array([[i, j, k] for i in range(reps[0]) for j in range(reps[1])
-                               for k in range(reps[2])])
-            frac_sites = (_ROCKSALT_TETRAHEDRAL[None, :, :] + shifts[:, None, :]).reshape(-1, 3)
-            sites = frac_sites @ unit_cell
-            free = [s for s in sites if _min_distance_A(atoms, s) > 0.3]
-            if not free:
-                raise InputError(f"no free '{site}' site left for '--add {spec}'")
-            position = free[int(rng.integers(len(free)))]
-        else:
-            position = site @ unit_cell
-            if _min_distance_A(atoms, position) < 0.3:
-                raise InputError(f"site of '--add {spec}' is occupied (closer than 0.3 Å to an atom)")
-        atoms += Atoms(symbol, positions=[position], cell=atoms.cell, pbc=True)
-    return atoms
+    named: dict[str, np.ndarray] = {}
+    if is_builtin(source):
+        builtin = builtin_structure(None if source is None else str(source), a_A=a_A)
+        unit, named, name = builtin.unit, builtin.named_sites, builtin.description
+    else:
+        if a_A is not None:
+            raise InputError("--a (lattice constant) applies only to built-in structures, "
+                             f"not to the file '{source}'")
+        unit = read_structure(source)
+        name = Path(str(source)).name
+    unit.wrap()
+    if min_length_A is not None:
+        if supercell not in (None, 1, "1", (1, 1, 1)):
+            raise InputError(f"give a supercell ('{supercell}') or a minimum length "
+                             f"({min_length_A} Å), not both")
+        reps = min_length_repeats(np.array(unit.cell), float(min_length_A))
+    else:
+        reps = parse_supercell(1 if supercell is None else supercell)
+    perfect = unit.repeat(reps)
+    atoms, records = apply_defects(perfect, reps, vacancies=list(remove),
+                                   interstitials=list(add), seed=seed, named_sites=named)
+    return _Built(atoms, perfect, reps, name, records)
 
 
 def build_structure(
@@ -237,21 +191,27 @@ def build_structure(
     add: list[str] | tuple[str, ...] = (),
     remove: list[str] | tuple[str, ...] = (),
     seed: int = 0,
+    min_length_A: float | None = None,
 ) -> Atoms:
-    """Return the structure: built-in LiF (``source`` None or "LiF") or a file, with defects."""
-    reps = parse_supercell(supercell)
-    if source is None or str(source).lower() in ("lif", "builtin:lif"):
-        unit = rocksalt_lif(LIF_A_ANGSTROM if a_A is None else float(a_A))
-        rocksalt = True
-    else:
-        if a_A is not None:
-            raise InputError("--a applies only to the built-in LiF structure")
-        unit = read_structure(source)
-        rocksalt = False
-    unit.wrap()
-    atoms = unit.repeat(reps)
-    return apply_defects(atoms, np.array(unit.cell), reps, add=add, remove=remove, seed=seed,
-                         rocksalt=rocksalt)
+    """Return the structure: a built-in (``source`` None or its name) or a file, with defects.
+
+    Parameters
+    ----------
+    source : str or Path, optional
+        Structure file, or the name of a built-in (default: :data:`ionmd.examples.DEFAULT_STRUCTURE`).
+    supercell : str, int or tuple
+        Repeats: ``N``, ``NxMxK`` or a tuple.
+    a_A : float, optional
+        Lattice constant of a built-in structure, Å.
+    add, remove : list of str
+        Interstitial and vacancy specifications (:mod:`ionmd.driver.defects`).
+    seed : int
+        Seed of the choices among equivalent atoms or voids.
+    min_length_A : float, optional
+        Instead of ``supercell``: the smallest diagonal supercell whose perpendicular
+        widths are all at least this, Å.
+    """
+    return _build(source, supercell, a_A, add, remove, seed, min_length_A).atoms
 
 
 def type_order(atoms: Atoms, types: list[str] | tuple[str, ...] | None = None) -> list[str]:
@@ -327,8 +287,7 @@ def write_lammps_data(
         f"# LAMMPS data file written by ionmd structure; type_map: {tm}",
         f"# pair_coeff * * {' '.join(types)}",
     ]
-    if description:
-        lines.append(f"# {description}")
+    lines += [f"# {line}" for line in description.splitlines()]
     lines += [
         "",
         f"{len(atoms)} atoms",
@@ -396,21 +355,33 @@ def make_structure(
     remove: list[str] | tuple[str, ...] = (),
     seed: int = 0,
     types: list[str] | tuple[str, ...] | None = None,
+    min_length_A: float | None = None,
 ) -> StructureResult:
-    """Build a structure (see :func:`build_structure`) and write it as a LAMMPS data file."""
-    atoms = build_structure(source, supercell, a_A, add, remove, seed)
+    """Build a structure (see :func:`build_structure`) and write it as a LAMMPS data file.
+
+    Besides the data file ``output``, writes the JSON sidecar ``output + ".json"`` with the
+    returned :class:`StructureResult`; each defect also gets a ``# defect: ...`` header line
+    in the data file. Defect positions are given in the written (LAMMPS-oriented) cell.
+    """
+    built = _build(source, supercell, a_A, add, remove, seed, min_length_A)
+    atoms, reps = built.atoms, built.reps
     order = type_order(atoms, types)
-    reps = parse_supercell(supercell)
-    name = "LiF rock salt" if source is None or str(source).lower() in ("lif", "builtin:lif") \
-        else Path(str(source)).name
-    desc = f"{name} {reps[0]}x{reps[1]}x{reps[2]}"
+    desc = f"{built.name} {reps[0]}x{reps[1]}x{reps[2]}"
     defects = [f"+{s}" for s in add] + [f"-{s}" for s in remove]
     if defects:
         desc += f", defects {' '.join(defects)}, seed {seed}"
-    type_map = write_lammps_data(atoms, output, order, desc)
-    symbols = atoms.get_chemical_symbols()
     new_cell, _ = lammps_box(np.array(atoms.cell))
-    return StructureResult(
+    sites = []
+    for rec in built.records:
+        one = Atoms(rec.species, scaled_positions=[rec.frac], cell=atoms.cell, pbc=True)
+        cart = lammps_positions(one)[1][0]
+        sites.append(DefectRecord(**{**rec.to_dict(), "cart_A": cart.tolist(),
+                                     "frac": np.linalg.solve(new_cell.T, cart).tolist()}))
+    header = "\n".join([desc] + [f"defect: {r.summary()}" for r in sites])
+    type_map = write_lammps_data(atoms, output, order, header)
+    symbols = atoms.get_chemical_symbols()
+    sidecar = Path(str(output) + ".json")
+    result = StructureResult(
         path=str(output),
         n_atoms=len(atoms),
         counts={s: symbols.count(s) for s in order},
@@ -419,4 +390,9 @@ def make_structure(
         cell_A=new_cell.tolist(),
         description=desc,
         defects=defects,
+        supercell=list(reps),
+        defect_sites=[r.to_dict() for r in sites],
+        sidecar=str(sidecar),
     )
+    sidecar.write_text(result.to_json() + "\n")
+    return result
