@@ -88,6 +88,9 @@ class MDInputSpec:
     deviation_every : int
         Steps between model-deviation lines (several TorchScript models);
         0 means every ``dump_every`` steps.
+    deviation_append : bool
+        Append to the model-deviation file instead of starting it afresh (the
+        input of a resumed run whose deviation file is to be continued).
     restart_default : str
         Restart file read when the input is run without ``-var restart``;
         ``none`` starts from the data file.
@@ -113,6 +116,7 @@ class MDInputSpec:
     seed: int = 1
     thermo_every: int = 100
     deviation_every: int = 0
+    deviation_append: bool = False
     restart_default: str = "none"
     title: str = "Molecular dynamics"
     triclinic: bool = False
@@ -194,7 +198,8 @@ def render_md_input(spec: MDInputSpec) -> str:
         "restart_default": spec.restart_default,
         "data_file": spec.data_file,
         "pair_block": "\n".join(pair_lines(spec.models, spec.symbols,
-                                           spec.deviation_every or spec.dump_every)),
+                                           spec.deviation_every or spec.dump_every,
+                                           deviation_append=spec.deviation_append)),
         "T_K": f"{spec.T_K:g}",
         "thermo_every": str(int(spec.thermo_every)),
         "seed": str(int(spec.seed)),

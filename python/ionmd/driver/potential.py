@@ -14,6 +14,7 @@ from pathlib import Path
 from ionmd.errors import InputError
 
 TORCH_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript")
+DEVIATION_FILE = "model_devi.out"
 
 
 @dataclass
@@ -60,14 +61,17 @@ def pair_lines(
     models: list[ModelSpec],
     symbols: list[str],
     deviation_every: int = 0,
-    deviation_file: str = "model_devi.out",
+    deviation_file: str = DEVIATION_FILE,
     device: str = "auto",
+    deviation_append: bool = False,
 ) -> list[str]:
     """Return the pair (and extra) commands for ``models``; the first model drives MD.
 
     With several TorchScript models, all are evaluated and, when
     ``deviation_every > 0``, the force deviation between them is written every
-    ``deviation_every`` steps to ``deviation_file``.
+    ``deviation_every`` steps to ``deviation_file``. ``deviation_append`` adds
+    ``deviation_append yes`` (a resumed run continues the file instead of
+    truncating it).
     """
     if not models:
         raise InputError("no model given")
@@ -82,6 +86,8 @@ def pair_lines(
         args = " ".join(str(m.path) for m in models)
         if len(models) > 1 and deviation_every > 0:
             args += f" deviation {int(deviation_every)} {deviation_file}"
+            if deviation_append:
+                args += " deviation_append yes"
         args += f" device {device}"
         return [f"pair_style      mlip/torch {args}", f"pair_coeff      * * {' '.join(symbols)}"]
     if len(models) > 1:

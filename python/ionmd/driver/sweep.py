@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -26,13 +27,21 @@ from pathlib import Path
 from typing import Any
 
 from ionmd.driver.lammps_input import DUMP_FILE, spec_for_data_file, write_md_input
+from ionmd.driver.potential import DEVIATION_FILE
 from ionmd.driver.runner import (
     ChildRun,
+    RunBusy,
+    RunLock,
+    busy_message,
     child_env,
     lammps_command,
     latest_restart,
     outcome,
+    real_lammps,
+    restart_candidates,
+    run_busy,
     truncate_dump,
+    truncate_step_table,
 )
 from ionmd.driver.structure import make_structure, read_type_map
 from ionmd.driver.sweep_config import RunPlan, SweepConfig, plan_runs
@@ -203,17 +212,17 @@ def prepare_sweep(config: SweepConfig, resume: bool = False, retry_failed: bool 
     todo: list[str] = []
     changed: list[RunRecord] = []
     hashes = {name: model_hashes(config, name) for name in config.models}
+    busy: list[str] = []
     for plan in plan_runs(config):
         fresh = _record_for(plan, config, data_files)
         path = status_path(sweep_dir, fresh)
         record = fresh
         if resume and path.is_file():
-            try:
-                record = RunRecord.from_dict(json.loads(path.read_text()))
-            except (json.JSONDecodeError, TypeError):
-                record = fresh
+            record = read_status(path, fresh.id)
+        if record.status != "done" and run_busy(path.parent):
+            busy.append(busy_message(path.parent, record.id))
         if record.status == "done":
-            if record.model_sha256 and record.model_sha256 != hashes[record.model]:
+            if model_changed(record, hashes[record.model]):
                 changed.append(record)
         elif record.status == "failed" and not retry_failed:
             pass
@@ -224,6 +233,8 @@ def prepare_sweep(config: SweepConfig, resume: bool = False, retry_failed: bool 
         if record.status != "done" and record.status != "failed":
             record.status = "pending" if record.attempts == 0 else "interrupted"
         runs.append(record)
+    if busy:
+        raise InputError(f"{sweep_dir}: cannot resume: " + "; ".join(busy))
     if changed:
         files = sorted({f for r in changed for f, h in r.model_sha256.items()
                         if hashes[r.model].get(f) != h})
@@ -236,6 +247,38 @@ def prepare_sweep(config: SweepConfig, resume: bool = False, retry_failed: bool 
         save_status(sweep_dir, record)
     write_index(sweep_dir, config.name, runs)
     return runs, todo
+
+
+def read_status(path: Path, run_id: str) -> RunRecord:
+    """Read a run's ``status.json``; raise :class:`InputError` naming the file if it is bad.
+
+    A status file that cannot be read is never taken as "not run yet": that would
+    silently redo (and overwrite) a run that may have finished.
+    """
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}, not an object")
+        record = RunRecord.from_dict(data)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as exc:
+        raise InputError(
+            f"{path}: status file of run {run_id} is unreadable or corrupt ({exc}); cannot tell "
+            "whether the run finished, so it is not rerun. Repair the file, or delete it to "
+            "rerun the run from scratch") from None
+    if record.id != run_id or record.status not in STATUSES:
+        raise InputError(
+            f"{path}: status file holds run '{record.id}' with status '{record.status}', "
+            f"expected run '{run_id}' with one of {', '.join(STATUSES)}; repair the file, or "
+            "delete it to rerun the run from scratch")
+    return record
+
+
+def model_changed(run: RunRecord, hashes: dict[str, str]) -> bool:
+    """Whether ``run`` ran with model files other than those of ``hashes`` (file -> SHA-256).
+
+    False for a run that has not run yet, or that uses no model file.
+    """
+    return bool(run.model_sha256) and run.model_sha256 != hashes
 
 
 def model_hashes(config: SweepConfig, model: str) -> dict[str, str]:
@@ -253,7 +296,7 @@ def resume_point(run: RunRecord, run_dir: Path, hashes: dict[str, str]) -> tuple
     """
     if run.attempts == 0 or run.status == "failed":
         return None
-    if run.model_sha256 and run.model_sha256 != hashes:
+    if model_changed(run, hashes):
         return None
     return latest_restart(run_dir)
 
@@ -262,8 +305,9 @@ def resume_point(run: RunRecord, run_dir: Path, hashes: dict[str, str]) -> tuple
 
 
 def _fresh_run_dir(run_dir: Path) -> None:
+    keep = ("status.json", "run.lock")
     for child in run_dir.iterdir():
-        if child.name != "status.json" and child.is_file():
+        if child.name not in keep and child.is_file():
             child.unlink()
 
 
@@ -275,29 +319,52 @@ def start_run(config: SweepConfig, run: RunRecord, ranks: int, gpu: int | None =
     from it; otherwise it starts fresh from the data file. An unexpected error
     while preparing (a full disk, say) fails this run only.
     """
+    run_dir = config.sweep_dir / run.dir
     try:
-        return _start_run(config, run, ranks, gpu, group)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock.acquire(run_dir, run.id)
+    except RunBusy as exc:
+        # Another live process owns the directory (and its status.json): touch nothing.
+        run.status, run.error = "failed", str(exc)
+        return None
+    except Exception as exc:  # noqa: BLE001 - one run's problem must not end the sweep
+        return _finish(config, run, False, f"ionmd could not start the run: "
+                                           f"{type(exc).__name__}: {exc}")
+    child = None
+    try:
+        child = _start_run(config, run, ranks, gpu, group, lock)
+        return child
     except SweepInterrupted:
         raise
     except Exception as exc:  # noqa: BLE001 - one run's problem must not end the sweep
         return _finish(config, run, False, f"ionmd could not start the run: "
                                            f"{type(exc).__name__}: {exc}")
+    finally:
+        if child is None:
+            lock.release()
 
 
 def _start_run(config: SweepConfig, run: RunRecord, ranks: int, gpu: int | None,
-               group: int) -> ChildRun | None:
+               group: int, lock: RunLock | None = None) -> ChildRun | None:
     sweep_dir = config.sweep_dir
     run_dir = sweep_dir / run.dir
     run_dir.mkdir(parents=True, exist_ok=True)
     hashes = model_hashes(config, run.model)
-    model_changed = bool(run.attempts and run.model_sha256 and run.model_sha256 != hashes)
+    changed = bool(run.attempts) and model_changed(run, hashes)
     restart = resume_point(run, run_dir, hashes)
+    skipped = []
+    deviation_append = False
     if restart is None:
         _fresh_run_dir(run_dir)
         run.resumed_from_step = None
     else:
         name, step = restart
+        skipped = [f"{n} (step {s}, incomplete)" for n, s, ok in restart_candidates(run_dir)
+                   if not ok and n != name]
         truncate_dump(run_dir / DUMP_FILE, step)
+        if (run_dir / DEVIATION_FILE).is_file():
+            truncate_step_table(run_dir / DEVIATION_FILE, step)
+            deviation_append = True
         if (run_dir / "log.lammps").is_file():
             os.replace(run_dir / "log.lammps", run_dir / f"log.attempt{run.attempts}.lammps")
         run.resumed_from_step = step
@@ -312,7 +379,8 @@ def _start_run(config: SweepConfig, run: RunRecord, ranks: int, gpu: int | None,
     run.model_sha256 = hashes
     run.history.append({"attempt": run.attempts, "started_at": run.started_at,
                         "resumed_from_step": run.resumed_from_step,
-                        **({"model_changed": True} if model_changed else {})})
+                        **({"skipped_restarts": skipped} if skipped else {}),
+                        **({"model_changed": True} if changed else {})})
     save_status(sweep_dir, run)
     models = config.models[run.model]
     missing = [m.path for m in models if m.path is not None and not Path(m.path).is_file()]
@@ -323,15 +391,18 @@ def _start_run(config: SweepConfig, run: RunRecord, ranks: int, gpu: int | None,
         spec = spec_for_data_file(
             sweep_dir / run.data_file, models, run.T_K,
             data_file_in_input=os.path.relpath(sweep_dir / run.data_file, run_dir),
-            seed=run.seed, title=f"ionmd sweep '{config.name}', run {run.id}", **config.md)
+            seed=run.seed, title=f"ionmd sweep '{config.name}', run {run.id}",
+            deviation_append=deviation_append, **config.md)
         write_md_input(spec, run_dir / "in.lammps")
     except InputError as exc:
         return _finish(config, run, False, str(exc))
-    extra = {"CUDA_VISIBLE_DEVICES": str(gpu)} if gpu is not None else {}
-    cmd = lammps_command(config.lmp, ranks, config.launcher,
+    lmp_words, extra = real_lammps(config.lmp)
+    if gpu is not None:
+        extra["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    cmd = lammps_command(shlex.join(lmp_words), ranks, config.launcher,
                          restart[0] if run.resumed_from_step is not None and restart else None)
     try:
-        return ChildRun.start(run_dir, cmd, child_env(extra), config.timeout_s)
+        return ChildRun.start(run_dir, cmd, child_env(extra), config.timeout_s, lock=lock)
     except OSError as exc:
         return _finish(config, run, False, f"cannot start LAMMPS ({cmd[0]}): {exc}")
 
@@ -352,6 +423,7 @@ def _finish(config: SweepConfig, run: RunRecord, ok: bool, error: str | None) ->
 
 def finish_run(config: SweepConfig, run: RunRecord, child: ChildRun, rc: int) -> None:
     """Record the outcome of a finished child in ``run``'s ``status.json``."""
+    child.release()
     ok, error = outcome(child.run_dir, rc)
     if ok and not (config.sweep_dir / run.dump).is_file():
         ok, error = False, f"run completed but wrote no dump file {run.dump}"
@@ -362,6 +434,7 @@ def interrupt_run(config: SweepConfig, run: RunRecord, child: ChildRun | None) -
     """Stop ``run``'s child and mark the run interrupted (resumable)."""
     if child is not None:
         child.stop()
+        child.release()
     run.status = "interrupted"
     run.error = None
     run.finished_at = _now()
