@@ -416,6 +416,56 @@ def test_slurm_script(tmp_path):
     assert not (tmp_path / "s").exists()  # writing the script runs nothing
 
 
+@pytest.mark.parametrize(("given", "written"), [
+    ("2h", "02:00:00"), ("90m", "01:30:00"), ("1d12h", "1-12:00:00"), ("1h30m", "01:30:00"),
+    ("45s", "00:00:45"), ("30", "00:30:00"), ("30:15", "00:30:15"), ("12:00:00", "12:00:00"),
+    ("36:00:00", "1-12:00:00"), ("1-12", "1-12:00:00"), ("1-12:30", "1-12:30:00"),
+    ("2-00:00:01", "2-00:00:01"), ("UNLIMITED", "UNLIMITED"),
+])
+def test_slurm_time_is_written_in_slurm_format(tmp_path, given, written):
+    from ionmd.driver.slurm import slurm_time
+
+    assert slurm_time(given) == written
+    config = load_sweep_config(_write_toml(tmp_path, f"lj = {LJ}"))
+    assert f"#SBATCH --time={written}\n" in render_sbatch(config, SlurmOptions(time=given))
+
+
+@pytest.mark.parametrize(("options", "match"), [
+    ({"time": "2x"}, r"--time '2x' is not a time limit Slurm accepts: use Slurm's MM"),
+    ({"time": "1-24"}, r"--time '1-24': field 24 is out of range \(must be < 24\)"),
+    ({"time": "10:61"}, r"field 61 is out of range \(must be < 60\)"),
+    ({"time": "1:2:3:4"}, r"not a time limit"),
+    ({"time": "0"}, r"longer than zero"),
+    ({"time": ""}, r"not a time limit"),
+    ({"nodes": 0}, r"--nodes must be >= 1, got 0"),
+    ({"gpus_per_node": -1}, r"--gpus-per-node must be >= 0"),
+    ({"ranks_per_run": 0}, r"--ranks-per-run must be >= 1"),
+    ({"ranks_per_run": 2, "tasks_per_node": 3}, r"--tasks-per-node 3 must be a positive multiple"),
+    ({"tasks_per_node": 0}, r"--tasks-per-node 0 must be a positive multiple"),
+    ({"gpus_per_node": 4, "tasks_per_node": 2}, r"2 group\(s\) per node for --gpus-per-node 4"),
+    ({"nodes": 1.5}, r"--nodes must be a whole number"),
+    ({"partition": "gpu --x=1 y"}, r"--partition .gpu --x=1 y. is not a valid Slurm partition"),
+])
+def test_slurm_options_are_validated(tmp_path, options, match):
+    config = load_sweep_config(_write_toml(tmp_path, f"lj = {LJ}"))
+    with pytest.raises(InputError, match=match):
+        render_sbatch(config, SlurmOptions(**options))
+
+
+def test_slurm_cli_rejects_a_bad_time(tmp_path):
+    toml = _write_toml(tmp_path, f"lj = {LJ}")
+    out = tmp_path / "job.sbatch"
+    proc = subprocess.run([sys.executable, "-m", "ionmd", "sweep", str(toml), "--slurm",
+                           str(out), "--time", "2 hours"], capture_output=True, text=True,
+                          env=_env(), timeout=60)
+    assert proc.returncode == 2 and "--time '2 hours'" in proc.stderr and not out.exists()
+    ok = subprocess.run([sys.executable, "-m", "ionmd", "sweep", str(toml), "--slurm",
+                         str(out), "--time", "2h"], capture_output=True, text=True,
+                        env=_env(), timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "#SBATCH --time=02:00:00" in out.read_text()
+
+
 def test_child_run_timeout_and_environment(tmp_path):
     from ionmd.driver.runner import ChildRun, child_env, outcome
 

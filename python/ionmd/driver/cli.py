@@ -166,7 +166,9 @@ def _register_sweep(subparsers: argparse._SubParsersAction) -> None:
     slurm.add_argument("--slurm", metavar="OUT.sbatch", default=None)
     slurm.add_argument("--nodes", type=int, default=1)
     slurm.add_argument("--tasks-per-node", type=int, default=None)
-    slurm.add_argument("--time", default="24:00:00")
+    slurm.add_argument("--time", default="24:00:00",
+                       help="wall-time limit: Slurm's MM, MM:SS, HH:MM:SS, D-HH[:MM[:SS]] or "
+                            "a duration such as 2h, 90m, 1d12h (default 24:00:00)")
     slurm.add_argument("--partition", default=None)
     slurm.add_argument("--account", default=None)
     p.set_defaults(func=_cmd_sweep)

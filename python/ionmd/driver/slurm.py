@@ -11,12 +11,65 @@ after a time limit) continues the sweep without redoing finished runs.
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 from ionmd.driver.sweep_config import SweepConfig
 from ionmd.errors import InputError
+
+_SLURM_TIME_RE = re.compile(
+    r"^(?:(?P<d>\d+)-(?P<dh>\d+)(?::(?P<dm>\d+)(?::(?P<ds>\d+))?)?"  # D-HH[:MM[:SS]]
+    r"|(?P<h>\d+):(?P<m>\d+):(?P<s>\d+)"                           # HH:MM:SS
+    r"|(?P<mm>\d+)(?::(?P<ss>\d+))?)$")                               # MM[:SS]
+_FRIENDLY_TIME_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?:in)?)?(?:(\d+)s)?$")
+_TIME_FORMS = ("Slurm's MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS, or a duration "
+               "such as 2h, 90m, 1h30m or 1d12h")
+
+
+def slurm_time(text: str) -> str:
+    """Return a wall-time limit in Slurm's ``[D-]HH:MM:SS`` form, or raise :class:`InputError`.
+
+    Accepts Slurm's own forms (``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``,
+    ``D-HH:MM``, ``D-HH:MM:SS``; the first field may be any size, the others
+    are bounded: hours after a day < 24, minutes and seconds < 60) and
+    durations built from ``d``, ``h``, ``m`` and ``s`` (``2h``, ``90m``,
+    ``1d12h``, ``1h30m``). ``UNLIMITED`` and ``infinite`` pass through.
+    """
+    raw = str(text).strip()
+    if raw.lower() in ("unlimited", "infinite"):
+        return raw.upper() if raw.lower() == "unlimited" else raw.lower()
+    word = raw.lower().replace(" ", "")
+    seconds = None
+    match = _SLURM_TIME_RE.match(word)
+    if match:
+        g = {k: int(v) for k, v in match.groupdict().items() if v is not None}
+        bounds = [("dh", 24), ("dm", 60), ("ds", 60), ("m", 60), ("s", 60), ("ss", 60)]
+        for key, limit in bounds:
+            if g.get(key, 0) >= limit:
+                raise InputError(f"--time '{raw}': field {g[key]} is out of range (must be "
+                                 f"< {limit}); use {_TIME_FORMS}")
+        seconds = (g.get("d", 0) * 86400 + (g.get("dh", 0) + g.get("h", 0)) * 3600
+                   + (g.get("dm", 0) + g.get("m", 0) + g.get("mm", 0)) * 60
+                   + g.get("ds", 0) + g.get("s", 0) + g.get("ss", 0))
+    else:
+        match = _FRIENDLY_TIME_RE.match(word)
+        if match and any(match.groups()):
+            d, h, m, s = (int(v or 0) for v in match.groups())
+            seconds = d * 86400 + h * 3600 + m * 60 + s
+    if seconds is None:
+        raise InputError(f"--time '{raw}' is not a time limit Slurm accepts: use {_TIME_FORMS}")
+    if seconds <= 0:
+        raise InputError(f"--time '{raw}' must be longer than zero")
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    hms = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days}-{hms}" if days else hms
+
+
+_SBATCH_WORD_RE = re.compile(r"^[A-Za-z0-9_.,:+@%=-]+$")
 
 
 @dataclass
@@ -34,6 +87,17 @@ class SlurmOptions:
 
     def validate(self) -> int:
         """Check the options; return the number of MPI tasks per node."""
+        for key in ("nodes", "gpus_per_node", "ranks_per_run", "tasks_per_node"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InputError(f"--{key.replace('_', '-')} must be a whole number, "
+                                 f"got {value!r}")
+        slurm_time(self.time)
+        for key in ("partition", "account"):
+            value = getattr(self, key)
+            if value is not None and not _SBATCH_WORD_RE.match(value):
+                raise InputError(f"--{key} '{value}' is not a valid Slurm {key} name "
+                                 "(letters, digits and _.,:+@%=- only)")
         if self.nodes < 1:
             raise InputError(f"--nodes must be >= 1, got {self.nodes}")
         if self.gpus_per_node < 0:
@@ -46,8 +110,14 @@ class SlurmOptions:
         if tasks is None:
             tasks = (self.gpus_per_node or 1) * self.ranks_per_run
         if tasks < 1 or tasks % self.ranks_per_run:
-            raise InputError(f"--tasks-per-node {tasks} must be a multiple of --ranks-per-run "
-                             f"{self.ranks_per_run}")
+            raise InputError(f"--tasks-per-node {tasks} must be a positive multiple of "
+                             f"--ranks-per-run {self.ranks_per_run}")
+        if self.gpus_per_node and tasks // self.ranks_per_run < self.gpus_per_node:
+            raise InputError(
+                f"--tasks-per-node {tasks} with --ranks-per-run {self.ranks_per_run} gives "
+                f"{tasks // self.ranks_per_run} group(s) per node for --gpus-per-node "
+                f"{self.gpus_per_node}: GPUs would sit idle; use --tasks-per-node "
+                f"{self.gpus_per_node * self.ranks_per_run} (one group per GPU)")
         return tasks
 
 
@@ -64,7 +134,7 @@ def render_sbatch(config: SweepConfig, options: SlurmOptions) -> str:
         f"#SBATCH --nodes={options.nodes}",
         f"#SBATCH --ntasks-per-node={tasks}",
         "#SBATCH --cpus-per-task=1",
-        f"#SBATCH --time={options.time}",
+        f"#SBATCH --time={slurm_time(options.time)}",
         f"#SBATCH --output=ionmd-{config.name}-%j.out",
     ]
     if options.gpus_per_node:
