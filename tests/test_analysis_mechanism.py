@@ -152,4 +152,4 @@ def test_mechanism_cli_and_errors(tmp_path, capsys):
         parse_fractional_sites("0.25,0.25,0.25;0.1,0.2")
     given = parse_fractional_sites("0.125,0.125,0.125; 0.625 0.625 0.625")
     s = find_sites(read_data_file(ref), ["Li"], interstitial_frac=given)
-    assert s.n_interstitial == 2 and s.n_lattice == 31  # the interstitial Li is not a lattice site
+    assert s.n_interstitial == 2 and s.n_lattice == 32 and s.n_vacancies == 1  # the vacancy is kept

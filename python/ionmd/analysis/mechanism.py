@@ -1,10 +1,14 @@
 """Hops between sites and their mechanisms.
 
-Each mobile ion is assigned, frame by frame, to the nearest lattice (L) or
-interstitial (I) site within ``assign_radius_A`` (else it is in transit). A
-visit counts only if the ion stays at the site for ``min_residence_ps``;
-shorter visits and transits are rattling and are ignored. A hop is a change
-between two consecutive counted visits. Hops are classified:
+Site assignment has hysteresis (:func:`assign_sites`): an ion enters a site when it
+comes within ``enter_radius_A`` of it, and leaves it only when it is closer to another
+site or farther than ``leave_radius_A``; between sites it is *in transit* (-1). The
+fraction of ion-frames in transit is reported (flag ``transit_fraction_high`` above
+:data:`HIGH_TRANSIT_FRACTION`). A visit counts only if the ion stays at the site for
+``min_residence_ps``; shorter visits are rattling and are ignored. A hop is a change
+between two consecutive counted visits. Each hop is put in a symmetry-distinct hop
+class (:mod:`ionmd.analysis.hops`) with its rate, and hops are classified into
+mechanisms by the kinds of their sites, lattice (L) or interstitial (I):
 
 * ``interstitialcy`` (knock-off): an I -> L hop into site s paired with an
   L -> I hop of another ion out of the same site s within ``window_ps``;
@@ -24,14 +28,52 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ionmd.analysis.datafile import read_data_file
-from ionmd.analysis.sites import _IMAGES, SiteSet, find_sites, parse_fractional_sites
+from ionmd.analysis.datafile import ReferenceStructure, read_data_file
+from ionmd.analysis.hops import HopClassifier, HopClassRate, carriers
+from ionmd.analysis.sites import _IMAGES, SiteSet, find_sites, parse_fractional_sites, read_perfect
 from ionmd.analysis.trajectory import Selection, Trajectory, load_trajectory
+from ionmd.errors import InputError
 
 MECHANISMS = ("interstitialcy", "direct_interstitial", "vacancy", "frenkel_formation", "recombination")
 
-__all__ = ["MECHANISMS", "Hop", "MechanismResult", "assign_sites", "detect_hops", "classify_hops",
-           "analyse_mechanisms", "parse_fractional_sites"]
+HIGH_TRANSIT_FRACTION = 0.2
+"""Above this fraction of ion-frames in transit the result carries ``transit_fraction_high``."""
+
+__all__ = ["MECHANISMS", "Hop", "MechanismResult", "SiteOptions", "assign_sites", "detect_hops", "classify_hops",
+           "analyse_mechanisms", "parse_fractional_sites", "merge_results"]
+
+
+@dataclass
+class SiteOptions:
+    """How sites are found and ions assigned: the options ``ionmd mechanism`` and ``ionmd report`` share.
+
+    Attributes
+    ----------
+    interstitial_frac : ndarray (n, 3) or None
+        Interstitial sites (fractional, reference cell); empty: none; None: automatic.
+    perfect : str or None
+        Perfect-structure file whose mobile positions are the lattice sites.
+    min_residence_ps, window_ps : float
+        Minimum visit; longest time between the two hops of a knock-off.
+    enter_radius_A, leave_radius_A : float or None
+        Hysteresis radii (default 0.4 and 0.6 x the shortest site spacing).
+    symprec_A : float
+        Position tolerance of the symmetry search.
+    """
+
+    interstitial_frac: np.ndarray | None = None
+    perfect: str | None = None
+    min_residence_ps: float = 0.1
+    window_ps: float = 0.5
+    enter_radius_A: float | None = None
+    leave_radius_A: float | None = None
+    symprec_A: float = 0.1
+
+    def sites(self, ref: ReferenceStructure, species: list[str]) -> SiteSet:
+        """The sites of ``species`` in ``ref`` with these options."""
+        perfect = read_perfect(self.perfect) if self.perfect else None
+        return find_sites(ref, species, interstitial_frac=self.interstitial_frac, perfect=perfect,
+                          symprec_A=self.symprec_A)
 
 
 @dataclass
@@ -59,7 +101,13 @@ class MechanismEvent:
 
 @dataclass
 class MechanismResult:
-    """Event counts and rates per mechanism for one trajectory. JSON keys documented in docs/analysis.md."""
+    """Event counts and rates per mechanism and per hop class for one trajectory (or seeds summed).
+
+    JSON keys documented in docs/analysis.md. ``hop_classes`` holds one
+    :class:`ionmd.analysis.hops.HopClassRate` per class seen; ``transit_fraction`` is the
+    fraction of ion-frames assigned to no site; ``flags`` lists why numbers are not to
+    be quoted (``transit_fraction_high``).
+    """
 
     species: str
     counts: dict[str, int]
@@ -76,9 +124,19 @@ class MechanismResult:
     T_K: float | None = None
     events: list[MechanismEvent] = field(default_factory=list)
     source: str = ""
+    leave_radius_A: float | None = None
+    transit_fraction: float = 0.0
+    n_ion_frames: int = 0
+    n_vacancies: int = 0
+    n_interstitial_ions: int = 0
+    sublattices: list[dict] = field(default_factory=list)
+    hop_classes: list[HopClassRate] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["hop_classes"] = [h.to_dict() for h in self.hop_classes]
+        return d
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2)
@@ -86,34 +144,74 @@ class MechanismResult:
             Path(path).write_text(text + "\n")
         return text
 
+    def update_rates(self) -> None:
+        """Recompute rates, Poisson errors and flags from the counts and the duration."""
+        dur = self.duration_ps if self.duration_ps > 0 else float("nan")
+        self.rates_per_ps = {m: self.counts.get(m, 0) / dur for m in MECHANISMS}
+        # Poisson error; with zero events the one-sigma upper scale is ~1 event
+        self.rates_err_per_ps = {m: max(np.sqrt(self.counts.get(m, 0)), 1.0) / dur for m in MECHANISMS}
+        for h in self.hop_classes:
+            h.duration_ps = self.duration_ps
+            h.update()
+        self.flags = [f for f in self.flags if f != "transit_fraction_high"]
+        if self.transit_fraction > HIGH_TRANSIT_FRACTION:
+            self.flags.append("transit_fraction_high")
+
     def summary(self) -> str:
-        lines = [f"{self.source}: {self.n_ions} {self.species} ions, {self.n_lattice_sites} lattice + "
-                 f"{self.n_interstitial_sites} interstitial sites, {self.duration_ps:.4g} ps, {self.n_hops} hops"]
+        lines = [f"{self.source}: {self.n_ions} {self.species} ions, {self.n_lattice_sites} lattice "
+                 f"({self.n_vacancies} vacant) + {self.n_interstitial_sites} interstitial sites, "
+                 f"{self.duration_ps:.4g} ps, {self.n_hops} hops",
+                 f"  in transit: {100 * self.transit_fraction:.1f}% of ion-frames"
+                 + ("  WARNING: high (transit_fraction_high)" if "transit_fraction_high" in self.flags else "")]
         for m in MECHANISMS:
             lines.append(f"  {m:20s} {self.counts[m]:6d} events   rate {self.rates_per_ps[m]:.4g} "
                          f"± {self.rates_err_per_ps[m]:.2g} /ps")
+        if self.hop_classes:
+            lines.append("  hop classes:")
+        for h in self.hop_classes:
+            lo, hi = h.rate_ci95_per_ps or (float("nan"), float("nan"))
+            lines.append(f"    {h.hop_class.label:34s} {h.count:6d} hops   {h.rate_per_ps:.4g} /ps {h.basis} "
+                         f"(95% {lo:.3g} .. {hi:.3g})" + (f"  [{', '.join(h.flags)}]" if h.flags else ""))
         return "\n".join(lines)
 
 
-def assign_sites(traj: Trajectory, sites: SiteSet, assign_radius_A: float) -> np.ndarray:
-    """Site index of every ion in every frame (-1 when farther than ``assign_radius_A`` from all sites).
+def assign_sites(traj: Trajectory, sites: SiteSet, enter_radius_A: float,
+                 leave_radius_A: float | None = None) -> np.ndarray:
+    """Site index of every ion in every frame, with hysteresis (-1: in transit).
 
-    Positions are mapped through each frame's fractional coordinates into the reference cell,
-    so a changing (NPT) box is followed.
+    An ion enters the nearest site when it is within ``enter_radius_A`` of it. It
+    leaves its site only when another site is nearer or it is farther than
+    ``leave_radius_A`` (default: ``enter_radius_A``, i.e. no hysteresis) from it; it
+    then enters the nearer site if within ``enter_radius_A``, else it is in transit.
+    In the first frame every ion within ``leave_radius_A`` of its nearest site is on it.
+    Positions are mapped through each frame's fractional coordinates into the reference
+    cell, so a changing (NPT) box is followed.
     """
+    leave = enter_radius_A if leave_radius_A is None else max(leave_radius_A, enter_radius_A)
     n_f, n_i, _ = traj.positions_A.shape
     frac = np.empty_like(traj.positions_A)
     for t in range(n_f):
         frac[t] = np.linalg.solve(traj.cell_A[t].T, (traj.positions_A[t] - traj.origin_A[t]).T).T
-    frac = np.mod(frac, 1.0).reshape(-1, 3)
+    frac = np.mod(frac, 1.0)
     imgs = (sites.frac[None] + _IMAGES[:, None]).reshape(-1, 3)
     idx = np.tile(np.arange(len(sites.frac)), len(_IMAGES))
     tree = cKDTree(imgs @ sites.cell_A)
-    d, k = tree.query(frac @ sites.cell_A, distance_upper_bound=assign_radius_A)
-    out = np.full(len(d), -1, dtype=np.int64)
-    ok = np.isfinite(d)
-    out[ok] = idx[k[ok]]
-    return out.reshape(n_f, n_i)
+    d_near, k = tree.query(frac.reshape(-1, 3) @ sites.cell_A)
+    d_near = d_near.reshape(n_f, n_i)
+    near = idx[k].reshape(n_f, n_i)
+    out = np.full((n_f, n_i), -1, dtype=np.int64)
+    cur = np.where(d_near[0] <= leave, near[0], -1)
+    out[0] = cur
+    cell = sites.cell_A
+    for t in range(1, n_f):
+        on = cur >= 0
+        d = frac[t] - sites.frac[np.where(on, cur, 0)]
+        d -= np.round(d)
+        d_cur = np.linalg.norm(d @ cell, axis=1)
+        stay = on & (d_cur <= leave) & ~((near[t] != cur) & (d_near[t] < d_cur))
+        cur = np.where(stay, cur, np.where(d_near[t] <= enter_radius_A, near[t], -1))
+        out[t] = cur
+    return out
 
 
 def detect_hops(site_of: np.ndarray, kinds: np.ndarray, min_residence_frames: int) -> list[Hop]:
@@ -172,46 +270,105 @@ def classify_hops(hops: list[Hop], window_frames: int) -> list[tuple[str, list[H
 
 
 def mechanisms_from_trajectory(traj: Trajectory, sites: SiteSet, species: str, min_residence_ps: float = 0.1,
-                               window_ps: float = 0.5, assign_radius_A: float | None = None) -> MechanismResult:
-    """Assign sites, detect hops and count events per mechanism for one trajectory."""
+                               window_ps: float = 0.5, assign_radius_A: float | None = None,
+                               leave_radius_A: float | None = None) -> MechanismResult:
+    """Assign sites, detect hops, and count events per mechanism and per hop class for one trajectory.
+
+    ``assign_radius_A`` is the enter radius (default 0.4 x the shortest site spacing),
+    ``leave_radius_A`` the leave radius (default 0.6 x the spacing).
+    """
     dt = traj.dt_ps
+    sep = sites.min_separation_A() if len(sites.frac) > 1 else float("inf")
     if assign_radius_A is None:
-        assign_radius_A = 0.4 * sites.min_separation_A()
-    site_of = assign_sites(traj, sites, assign_radius_A)
-    min_frames = max(1, int(np.ceil(min_residence_ps / dt - 1e-9)))
-    window_frames = max(1, int(round(window_ps / dt)))
+        assign_radius_A = 0.4 * sep
+    if leave_radius_A is None:
+        leave_radius_A = max(0.6 * sep, assign_radius_A)
+    if not np.isfinite(assign_radius_A):
+        raise InputError("a single site: give --assign-radius-A")
+    site_of = assign_sites(traj, sites, assign_radius_A, leave_radius_A)
+    min_frames = max(1, int(np.ceil(min_residence_ps / dt - 1e-9))) if dt > 0 else 1
+    window_frames = max(1, int(round(window_ps / dt))) if dt > 0 else 1
     hops = detect_hops(site_of, sites.kind, min_frames)
     events = classify_hops(hops, window_frames)
     duration = float(traj.time_ps[-1] - traj.time_ps[0])
     counts = {m: 0 for m in MECHANISMS}
     for m, _ in events:
         counts[m] += 1
-    rates = {m: counts[m] / duration for m in MECHANISMS}
-    # Poisson error; with zero events the one-sigma upper scale is ~1 event
-    errs = {m: max(np.sqrt(counts[m]), 1.0) / duration for m in MECHANISMS}
+    classifier = HopClassifier(sites)
+    class_count: dict[int, int] = {}
+    for h in hops:
+        c = classifier.classify(h.from_site, h.to_site)
+        class_count[c] = class_count.get(c, 0) + 1
+    rates = []
+    for c in sorted(class_count, key=lambda c: -class_count[c]):
+        hc = classifier.classes[c]
+        n, basis = carriers(sites, hc, traj.n_ions)
+        rates.append(HopClassRate(hc, class_count[c], duration, n, basis))
     ev = [MechanismEvent(m, float(min(h.arrive_frame for h in hs) * dt),
                          [int(traj.ids[h.ion]) for h in hs], sorted({h.to_site for h in hs} | {h.from_site for h in hs}))
           for m, hs in events]
-    return MechanismResult(species, counts, rates, errs, len(hops), traj.n_ions, sites.n_lattice,
-                           sites.n_interstitial, duration, min_residence_ps, window_ps, float(assign_radius_A),
-                           events=ev, source=traj.source)
+    res = MechanismResult(species, counts, {}, {}, len(hops), traj.n_ions, sites.n_lattice,
+                          sites.n_interstitial, duration, min_residence_ps, window_ps, float(assign_radius_A),
+                          events=ev, source=traj.source, leave_radius_A=float(leave_radius_A),
+                          transit_fraction=float(np.mean(site_of < 0)), n_ion_frames=int(site_of.size),
+                          n_vacancies=sites.n_vacancies, n_interstitial_ions=sites.n_interstitial_ions,
+                          sublattices=[s.to_dict() for s in sites.sublattices], hop_classes=rates)
+    res.update_rates()
+    return res
+
+
+def merge_results(results: list[MechanismResult]) -> MechanismResult:
+    """Sum independent runs (seeds) of the same system: counts, durations, hops per class and transit frames."""
+    if not results:
+        raise InputError("no mechanism results to merge")
+    first = results[0]
+    out = MechanismResult(**{k: getattr(first, k) for k in first.__dataclass_fields__})
+    out.counts = dict(first.counts)
+    out.events = list(first.events)
+    out.flags = list(first.flags)
+    by_label = {h.hop_class.label: HopClassRate(h.hop_class, h.count, h.duration_ps, h.n_carriers, h.basis)
+                for h in first.hop_classes}
+    transit = first.transit_fraction * first.n_ion_frames
+    for r in results[1:]:
+        out.duration_ps += r.duration_ps
+        out.n_hops += r.n_hops
+        out.n_ion_frames += r.n_ion_frames
+        transit += r.transit_fraction * r.n_ion_frames
+        for m in MECHANISMS:
+            out.counts[m] = out.counts.get(m, 0) + r.counts.get(m, 0)
+        out.events.extend(r.events)
+        out.source += f", {r.source}"
+        for h in r.hop_classes:
+            if h.hop_class.label in by_label:
+                by_label[h.hop_class.label].count += h.count
+            else:
+                by_label[h.hop_class.label] = HopClassRate(h.hop_class, h.count, 0.0, h.n_carriers, h.basis)
+    out.transit_fraction = transit / out.n_ion_frames if out.n_ion_frames else 0.0
+    out.hop_classes = sorted(by_label.values(), key=lambda h: -h.count)
+    out.update_rates()
+    return out
 
 
 def analyse_mechanisms(dump: str | Path, reference: str | Path, selection: Selection, dt_fs: float,
                        interstitial_frac: np.ndarray | None = None, min_residence_ps: float = 0.1,
                        window_ps: float = 0.5, assign_radius_A: float | None = None,
-                       drift_correction: bool = True) -> MechanismResult:
+                       drift_correction: bool = True, options: SiteOptions | None = None) -> MechanismResult:
     """Mechanism analysis of a dump against a reference LAMMPS data file.
 
     The reference's type map (``type_map:`` header or Masses comments) names its atoms;
-    ``selection.type_map`` overrides it.
+    ``selection.type_map`` overrides it. ``options`` (when given) replaces the
+    individual site options.
     """
+    if options is None:
+        options = SiteOptions(interstitial_frac=interstitial_frac, min_residence_ps=min_residence_ps,
+                              window_ps=window_ps, enter_radius_A=assign_radius_A)
     ref = read_data_file(reference, type_map=selection.type_map or None)
     species = selection.species or sorted({ref.type_map.get(t, f"type {t}") for t in selection.types})
     if not selection.species:
         ref.symbols = [ref.type_map.get(int(t), f"type {int(t)}") for t in ref.types]
-    sites = find_sites(ref, species, interstitial_frac=interstitial_frac)
+    sites = options.sites(ref, species)
     sel = selection if (selection.type_map or selection.types) else Selection(
         species=selection.species, type_map=ref.type_map)
     traj = load_trajectory(dump, sel, dt_fs, drift_correction=drift_correction, system_symbols=ref.symbols)
-    return mechanisms_from_trajectory(traj, sites, ",".join(species), min_residence_ps, window_ps, assign_radius_A)
+    return mechanisms_from_trajectory(traj, sites, ",".join(species), options.min_residence_ps, options.window_ps,
+                                      options.enter_radius_A, options.leave_radius_A)

@@ -1,30 +1,104 @@
-"""Lattice and interstitial sites of a mobile species in a reference structure.
+"""Lattice and interstitial sites of the mobile species, for any lattice.
 
-Candidate sites are the reference positions of the mobile species plus the
-largest empty spaces of the structure, found generally as the Voronoi
-vertices of all atoms (periodic images included) whose distance to the
-nearest atom is at least ``rel_radius`` times the largest such distance.
-Each candidate is then classified by its environment of framework atoms
-(the other species): sites whose framework coordination number and mean
-distance match those of most reference positions of the mobile species are
-*lattice* sites (including vacant ones), the others are *interstitial*.
+Lattice sites
+    Every symmetry-distinct reference position of the mobile species is a
+    *sublattice*, labelled ``<species>(<k>)`` (``Li(1)``, ``Li(2)``, ...) in the
+    order of the Wyckoff letters that spglib gives the perfect structure; the
+    letter is recorded. The reference may be the defective cell: its missing
+    sites are filled in from the perfect cell, either given (``perfect``: the same
+    cell or one that tiles it) or reconstructed by symmetry: the space-group
+    operations of the framework (the atoms that are not mobile, which a vacancy
+    or an interstitial of the mobile species does not disturb) map each mobile
+    ion onto its whole orbit. An orbit at least half occupied in the reference is
+    a lattice sublattice (so a vacancy is still a lattice site); a less occupied
+    one holds interstitial ions.
 
-For rock-salt LiF this gives the Li octahedral sites as lattice sites and
-the tetrahedral sites at (1/4, 1/4, 1/4) of the conventional cell (the
-centres of its small cubes) as interstitial sites.
+Interstitial sites
+    The voids of the perfect structure: Voronoi vertices of all atoms (periodic
+    images included) whose distance to the nearest atom is at least ``rel_radius``
+    times the largest such distance, plus the positions of interstitial ions of
+    the reference, closed under the space group, merged within
+    ``min_site_sep_A`` and kept only when at least ``min_site_sep_A`` from a
+    lattice site. Each symmetry-distinct group is labelled ``i(<k>)``. Sites given
+    by the user replace them (an empty list means: no interstitial sites).
+
+Symmetry operations that map the site set onto itself are kept with it
+(:class:`SiteSymmetry`), so that hops can be grouped by symmetry equivalence
+(:mod:`ionmd.analysis.hops`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import spglib
 from scipy.spatial import Voronoi, cKDTree
 
 from ionmd.analysis.datafile import ReferenceStructure
 from ionmd.errors import InputError
+from ionmd.results import Result
 
 _IMAGES = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float)
+
+DEFAULT_SYMPREC_A = 0.1
+"""Default position tolerance of the symmetry search, Å."""
+
+
+@dataclass
+class Sublattice(Result):
+    """One symmetry-distinct set of sites.
+
+    Attributes
+    ----------
+    label : str
+        ``Li(1)``-style for lattice sublattices, ``i(1)``-style for interstitial ones.
+    species : str
+        Species that occupies the sublattice in the perfect structure ("" for interstitial).
+    kind : str
+        ``"L"`` (lattice) or ``"I"`` (interstitial).
+    wyckoff : str
+        Wyckoff letter in the space group of the perfect structure ("?" when unknown).
+    n_sites : int
+        Sites of this sublattice in the reference cell.
+    n_occupied : int
+        Mobile ions of the reference structure on these sites.
+    """
+
+    label: str
+    species: str
+    kind: str
+    wyckoff: str
+    n_sites: int
+    n_occupied: int
+
+
+@dataclass
+class SiteSymmetry:
+    """Space-group operations of the perfect structure that map the site set onto itself.
+
+    Attributes
+    ----------
+    rot_cart : ndarray (n_ops, 3, 3)
+        Row-vector Cartesian maps: a vector ``v`` goes to ``v @ rot_cart[g]``; one per
+        distinct rotation part (coset representatives of the translations).
+    perm : ndarray (n_ops, n_sites)
+        ``perm[g, i]``: the site that operation ``g`` maps site ``i`` onto.
+    translation_class : ndarray (n_sites,)
+        Sites related by a pure lattice translation of the perfect structure share a class.
+    spacegroup : str
+        International symbol, e.g. ``P6/mmm`` ("" when not determined).
+    unique_axis : ndarray (3,) or None
+        Unit vector of the unique 3-, 4- or 6-fold axis (hexagonal, trigonal and
+        tetragonal lattices), Cartesian; None when there is none (cubic, lower).
+    """
+
+    rot_cart: np.ndarray
+    perm: np.ndarray
+    translation_class: np.ndarray
+    spacegroup: str = ""
+    unique_axis: np.ndarray | None = None
 
 
 @dataclass
@@ -39,11 +113,36 @@ class SiteSet:
         ``"L"`` (lattice) or ``"I"`` (interstitial).
     cell_A : ndarray (3, 3)
         Reference cell rows, Å.
+    sublattice : ndarray of int (n_sites,)
+        Index into ``sublattices`` of each site.
+    sublattices : list[Sublattice]
+        The symmetry-distinct groups of sites.
+    occupied : ndarray of bool (n_sites,)
+        Whether a mobile ion of the reference sits on the site.
+    symmetry : SiteSymmetry or None
+        Operations that map the sites onto each other (None: each site is its own class).
+    notes : list[str]
+        How the sites were found (e.g. a vacancy filled in, a fallback taken).
     """
 
     frac: np.ndarray
     kind: np.ndarray
     cell_A: np.ndarray
+    sublattice: np.ndarray | None = None
+    sublattices: list[Sublattice] = field(default_factory=list)
+    occupied: np.ndarray | None = None
+    symmetry: SiteSymmetry | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.frac = np.asarray(self.frac, dtype=float).reshape(-1, 3)
+        self.kind = np.asarray(self.kind, dtype=str)
+        if self.sublattice is None:  # one sublattice per kind
+            self.sublattice = np.where(self.kind == "L", 0, 1)
+            self.sublattices = [Sublattice("L", "", "L", "?", self.n_lattice, 0),
+                                Sublattice("i", "", "I", "?", self.n_interstitial, 0)]
+        if self.occupied is None:
+            self.occupied = np.zeros(len(self.frac), dtype=bool)
 
     @property
     def n_lattice(self) -> int:
@@ -52,6 +151,21 @@ class SiteSet:
     @property
     def n_interstitial(self) -> int:
         return int(np.sum(self.kind == "I"))
+
+    @property
+    def n_vacancies(self) -> int:
+        """Lattice sites without an ion in the reference structure."""
+        return int(np.sum((self.kind == "L") & ~self.occupied))
+
+    @property
+    def n_interstitial_ions(self) -> int:
+        """Reference ions on interstitial sites."""
+        return int(np.sum((self.kind == "I") & self.occupied))
+
+    def labels(self) -> np.ndarray:
+        """Sublattice label of each site."""
+        names = np.array([s.label for s in self.sublattices])
+        return names[self.sublattice]
 
     def cartesian(self) -> np.ndarray:
         return self.frac @ self.cell_A
@@ -62,11 +176,37 @@ class SiteSet:
         d, _ = tree.query(self.cartesian(), k=2)
         return float(d[:, 1].min())
 
+    def summary(self) -> list[str]:
+        """One line per sublattice."""
+        sg = f" ({self.symmetry.spacegroup})" if self.symmetry and self.symmetry.spacegroup else ""
+        out = [f"sites{sg}: {self.n_lattice} lattice ({self.n_vacancies} vacant), "
+               f"{self.n_interstitial} interstitial ({self.n_interstitial_ions} occupied)"]
+        for s in self.sublattices:
+            out.append(f"  {s.label:8s} {'lattice' if s.kind == 'L' else 'interstitial':12s} Wyckoff {s.wyckoff:3s} "
+                       f"{s.n_sites:5d} sites, {s.n_occupied} occupied")
+        return out
+
 
 def _periodic_tree(frac: np.ndarray, cell: np.ndarray) -> tuple[cKDTree, np.ndarray]:
     imgs = (frac[None] + _IMAGES[:, None]).reshape(-1, 3)
     idx = np.tile(np.arange(len(frac)), len(_IMAGES))
     return cKDTree(imgs @ cell), idx
+
+
+def _nearest(points_frac: np.ndarray, sites_frac: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Periodic distance (Å) and index of the nearest site of each point."""
+    if len(sites_frac) == 0:
+        return np.full(len(points_frac), np.inf), np.full(len(points_frac), -1)
+    tree, idx = _periodic_tree(sites_frac, cell)
+    d, k = tree.query(np.mod(points_frac, 1.0) @ cell)
+    return d, idx[k]
+
+
+def _min_dist_A(x: np.ndarray, pts: np.ndarray, cell: np.ndarray) -> float:
+    """Shortest distance from one fractional point to a set (minimum image by rounding; for short distances)."""
+    d = pts - x
+    d -= np.round(d)
+    return float(np.min(np.linalg.norm(d @ cell, axis=1)))
 
 
 def empty_sites(frac_all: np.ndarray, cell: np.ndarray, rel_radius: float = 0.75) -> np.ndarray:
@@ -77,8 +217,7 @@ def empty_sites(frac_all: np.ndarray, cell: np.ndarray, rel_radius: float = 0.75
     vf = np.linalg.solve(cell.T, vor.vertices.T).T
     inside = np.all((vf >= -1e-6) & (vf < 1 - 1e-6), axis=1)
     vf = np.mod(vf[inside], 1.0)
-    tree, _ = _periodic_tree(frac_all, cell)
-    r, _ = tree.query(vf @ cell)
+    r, _ = _nearest(vf, frac_all, cell)
     if len(r) == 0:
         return np.zeros((0, 3))
     sel = r >= rel_radius * r.max()
@@ -88,81 +227,369 @@ def empty_sites(frac_all: np.ndarray, cell: np.ndarray, rel_radius: float = 0.75
 
 def _merge(frac: np.ndarray, cell: np.ndarray, tol_A: float) -> np.ndarray:
     """Keep the first of any group of points closer than ``tol_A`` (periodic)."""
-    kept: list[np.ndarray] = []
-    for f in frac:
-        if kept:
-            d = np.asarray(kept) - f
-            d -= np.round(d)
-            if np.min(np.linalg.norm(d @ cell, axis=1)) < tol_A:
-                continue
-        kept.append(f)
-    return np.asarray(kept).reshape(-1, 3)
+    frac = np.mod(np.asarray(frac, dtype=float).reshape(-1, 3), 1.0)
+    if len(frac) < 2:
+        return frac
+    tree, idx = _periodic_tree(frac, cell)
+    drop = np.zeros(len(frac), dtype=bool)
+    for i, near in enumerate(tree.query_ball_point(frac @ cell, tol_A)):
+        if drop[i]:
+            continue
+        j = idx[near]
+        drop[j[j > i]] = True
+    return frac[~drop]
 
 
-def _environment(frac: np.ndarray, fw_tree: cKDTree | None, cell: np.ndarray, rc: float):
-    if fw_tree is None:
-        return np.zeros(len(frac), dtype=int), np.zeros(len(frac))
-    pts = frac @ cell
-    lists = fw_tree.query_ball_point(pts, rc)
-    cn = np.array([len(x) for x in lists])
-    mean = np.array([
-        np.mean(np.linalg.norm(fw_tree.data[x] - p, axis=1)) if x else 0.0
-        for x, p in zip(lists, pts, strict=True)
-    ])
-    return cn, mean
+def _orbit(x: np.ndarray, rot: np.ndarray, trans: np.ndarray, cell: np.ndarray, tol_A: float) -> np.ndarray:
+    """Distinct images of the fractional point ``x`` under the operations (R, t).
+
+    Images closer than ``tol_A`` are one point, their (periodic) centroid: a point near a
+    special position becomes that position, so the orbit stays symmetric.
+    """
+    img = np.mod(np.einsum("gij,j->gi", rot, x) + trans, 1.0)
+    if len(img) < 2:
+        return img
+    tree, idx = _periodic_tree(img, cell)
+    taken = np.zeros(len(img), dtype=bool)
+    out = []
+    for i, near in enumerate(tree.query_ball_point(img @ cell, tol_A)):
+        if taken[i]:
+            continue
+        j = np.unique(idx[near])
+        j = j[~taken[j]]
+        taken[j] = True
+        d = img[j] - img[i]
+        d -= np.round(d)
+        out.append(np.mod(img[i] + d.mean(axis=0), 1.0))
+    return np.asarray(out)
+
+
+def _spglib_cell(cell: np.ndarray, frac: np.ndarray, symbols: list[str]) -> tuple:
+    names = sorted(set(symbols))
+    return (cell, np.mod(frac, 1.0), [names.index(s) + 1 for s in symbols])
+
+
+def _symmetry(cell: np.ndarray, frac: np.ndarray, symbols: list[str], symprec_A: float):
+    """spglib operations (rotations, translations) of a structure; identity only if it finds none."""
+    if len(frac) == 0:
+        return np.eye(3, dtype=int)[None], np.zeros((1, 3))
+    sym = spglib.get_symmetry(_spglib_cell(cell, frac, symbols), symprec=symprec_A)
+    if sym is None:
+        return np.eye(3, dtype=int)[None], np.zeros((1, 3))
+    return np.asarray(sym["rotations"]), np.asarray(sym["translations"])
+
+
+def read_perfect(path: str | Path) -> ReferenceStructure:
+    """Read a perfect (defect-free) structure: a LAMMPS data file or any ASE-readable file."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"perfect structure file '{p}' does not exist")
+    if p.suffix in (".data", ".lmp") or p.name.startswith("data."):
+        from ionmd.analysis.datafile import read_data_file
+
+        return read_data_file(p)
+    from ionmd.driver.structure import read_structure
+
+    atoms = read_structure(p)
+    sym = atoms.get_chemical_symbols()
+    names = sorted(set(sym))
+    return ReferenceStructure(np.asarray(atoms.cell[:], dtype=float), np.zeros(3), atoms.positions.copy(),
+                              np.array([names.index(s) + 1 for s in sym]), sym,
+                              {k + 1: s for k, s in enumerate(names)}, str(p))
+
+
+def _frac_of(ref: ReferenceStructure) -> np.ndarray:
+    return np.mod(np.linalg.solve(ref.cell_A.T, (ref.positions_A - ref.origin_A).T).T, 1.0)
+
+
+def _perfect_in_reference(perfect: ReferenceStructure, ref: ReferenceStructure, frac_ref: np.ndarray,
+                          tol_A: float) -> tuple[np.ndarray, list[str]]:
+    """The perfect structure tiled onto the reference cell and shifted onto its atoms.
+
+    Returns fractional coordinates (reference cell) and symbols.
+    """
+    cell, pcell = ref.cell_A, perfect.cell_A
+    m = cell @ np.linalg.inv(pcell)
+    if not np.allclose(m, np.round(m), atol=0.02):
+        raise InputError(f"perfect structure '{perfect.path}': its cell does not tile the reference cell "
+                         f"'{ref.path}' (reference = M x perfect with M = {np.round(m, 3).tolist()}, not integer)")
+    m = np.round(m)
+    n = int(round(abs(np.linalg.det(m))))
+    pf = _frac_of(perfect)
+    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], dtype=float) @ m
+    lo, hi = np.floor(corners.min(axis=0)) - 1, np.ceil(corners.max(axis=0)) + 1
+    grid = np.array([[i, j, k] for i in range(int(lo[0]), int(hi[0])) for j in range(int(lo[1]), int(hi[1]))
+                     for k in range(int(lo[2]), int(hi[2]))], dtype=float)
+    tiled = (pf[None] + grid[:, None]).reshape(-1, 3) @ pcell @ np.linalg.inv(cell)
+    syms = np.tile(np.array(perfect.symbols, dtype=object), len(grid))
+    inside = np.all((tiled > -1e-6) & (tiled < 1 - 1e-6), axis=1)
+    tiled, syms = np.mod(tiled[inside], 1.0), syms[inside]
+    if len(tiled) != n * len(pf):
+        raise InputError(f"perfect structure '{perfect.path}': tiling it onto the reference cell gave "
+                         f"{len(tiled)} atoms instead of {n * len(pf)}")
+    ref_sym = np.array(ref.symbols, dtype=object)
+    # shift the perfect structure so that the reference atoms of its rarest species sit on its atoms
+    species = [s for s in sorted(set(ref.symbols), key=list(ref.symbols).count) if s in set(syms)]
+    if not species:
+        raise InputError(f"perfect structure '{perfect.path}' shares no species with the reference '{ref.path}'")
+    anchor = frac_ref[np.flatnonzero(ref_sym == species[0])[0]]
+    best, best_shift = -1.0, np.zeros(3)
+    for cand in tiled[syms == species[0]]:
+        shift = anchor - cand
+        hit = 0
+        for s in set(ref.symbols) & set(syms):
+            d, _ = _nearest(frac_ref[ref_sym == s], tiled[syms == s] + shift, cell)
+            hit += int(np.sum(d < max(tol_A, 0.5)))
+        if hit > best:
+            best, best_shift = hit, shift
+    if best < 0.8 * len(frac_ref):
+        raise InputError(f"perfect structure '{perfect.path}' does not match the reference '{ref.path}': "
+                         f"only {int(best)} of {len(frac_ref)} reference atoms lie on its atoms")
+    return np.mod(tiled + best_shift, 1.0), [str(s) for s in syms]
+
+
+def _lattice_orbits(frac_all: np.ndarray, symbols: list[str], is_mob: np.ndarray, cell: np.ndarray,
+                    symprec_A: float, notes: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Lattice sites (frac, species) reconstructed by the framework's symmetry, and leftover ion positions.
+
+    Returns the lattice-site positions, their species and the positions of reference
+    mobile ions on sparsely occupied orbits (interstitial ions).
+    """
+    mob = frac_all[is_mob]
+    mob_sym = [s for s, m in zip(symbols, is_mob, strict=True) if m]
+    fw = frac_all[~is_mob]
+    if len(fw) == 0:
+        notes.append("no framework atoms: the lattice sites are the reference positions (vacancies cannot "
+                     "be filled in; give the perfect cell)")
+        return mob, mob_sym, np.zeros((0, 3))
+    rot, trans = _symmetry(cell, fw, [s for s, m in zip(symbols, is_mob, strict=True) if not m], symprec_A)
+    tol = max(2 * symprec_A, 0.3)
+    # keep the operations that also map (almost all) mobile ions onto ions of their species: a few
+    # defects may mismatch, an ordering of the mobile species (which lowers the symmetry) may not
+    mob_tree, mob_idx = _periodic_tree(mob, cell)
+    names = np.array(mob_sym)
+    keep = np.zeros(len(rot), dtype=bool)
+    for g, (r, t) in enumerate(zip(rot, trans, strict=True)):
+        d, k = mob_tree.query(np.mod(mob @ r.T + t, 1.0) @ cell)
+        keep[g] = np.mean((d < tol) & (names[mob_idx[k]] == names)) >= 0.9
+    rot, trans = rot[keep], trans[keep]
+    lat, lat_sym, extra = [], [], []
+    done = np.zeros(len(mob), dtype=bool)
+    for i in range(len(mob)):
+        if done[i]:
+            continue
+        orb = _orbit(mob[i], rot, trans, cell, tol)
+        members = np.zeros(len(mob), dtype=bool)
+        for near in mob_tree.query_ball_point(orb @ cell, tol):
+            members[mob_idx[near]] = True
+        done |= members
+        if members.sum() >= 0.5 * len(orb):
+            lat.append(orb)
+            lat_sym += [mob_sym[i]] * len(orb)
+            if members.sum() < len(orb):
+                notes.append(f"{len(orb) - int(members.sum())} vacant {mob_sym[i]} site(s) filled in from the "
+                             "symmetry of the framework")
+        else:
+            extra.append(mob[members])
+    lat_f = np.vstack(lat) if lat else np.zeros((0, 3))
+    return lat_f, lat_sym, np.vstack(extra) if extra else np.zeros((0, 3))
+
+
+def _unique_axis(rot_cart: np.ndarray) -> np.ndarray | None:
+    axes = []
+    for r in rot_cart:
+        p = r * np.sign(np.linalg.det(r))
+        tr = np.trace(p)
+        if -0.5 < tr < 2.5:  # proper rotation of order 3, 4 or 6
+            w, v = np.linalg.eig(p.T)
+            a = np.real(v[:, np.argmin(np.abs(w - 1))])
+            axes.append(a / np.linalg.norm(a))
+    if not axes:
+        return None
+    a0 = axes[0]
+    if all(abs(abs(float(a @ a0)) - 1) < 1e-3 for a in axes):
+        return a0 * np.sign(a0[np.argmax(np.abs(a0))])
+    return None
+
+
+def site_symmetry(frac: np.ndarray, cell: np.ndarray, rot: np.ndarray, trans: np.ndarray, tol_A: float,
+                  spacegroup: str = "") -> SiteSymmetry:
+    """The operations (R, t) that map ``frac`` onto itself, as site permutations (see :class:`SiteSymmetry`)."""
+    n = len(frac)
+    tree, idx = _periodic_tree(frac, cell)
+    perms, rots, trans_perms = [], [], []
+    seen: list[np.ndarray] = []
+    inv = np.linalg.inv(cell)
+    for r, t in zip(rot, trans, strict=True):
+        img = np.mod(frac @ r.T + t, 1.0)
+        d, k = tree.query(img @ cell)
+        if np.any(d > tol_A):
+            continue
+        p = idx[k]
+        if np.array_equal(r, np.eye(3)):
+            trans_perms.append(p)
+        if any(np.array_equal(r, s) for s in seen):
+            continue
+        seen.append(r)
+        perms.append(p)
+        rots.append(inv @ r.T @ cell)  # v_cart -> v_cart @ (C^-1 R^T C)
+    if not perms:
+        perms, rots = [np.arange(n)], [np.eye(3)]
+    tclass = np.arange(n)
+    for p in trans_perms:
+        tclass = np.minimum(tclass, tclass[p])
+    for _ in range(3):  # close the classes (translation groups are abelian; a few sweeps suffice)
+        for p in trans_perms:
+            tclass = np.minimum(tclass, tclass[p])
+    rc = np.asarray(rots)
+    return SiteSymmetry(rc, np.asarray(perms), tclass, spacegroup, _unique_axis(rc))
 
 
 def find_sites(ref: ReferenceStructure, species: list[str], interstitial_frac: np.ndarray | None = None,
-               rel_radius: float = 0.75, min_site_sep_A: float = 1.0) -> SiteSet:
+               rel_radius: float = 0.75, min_site_sep_A: float = 1.0, perfect: ReferenceStructure | None = None,
+               symprec_A: float = DEFAULT_SYMPREC_A) -> SiteSet:
     """Lattice and interstitial sites of ``species`` in ``ref`` (see the module docstring).
 
     Parameters
     ----------
+    ref : ReferenceStructure
+        The reference structure (perfect or defective) in the cell of the trajectory.
+    species : list of str
+        The mobile species.
     interstitial_frac : ndarray (n, 3), optional
-        Interstitial sites given by the user (fractional, reference cell); then only
-        the reference positions of the species are lattice sites.
+        Interstitial sites given by the user (fractional, reference cell); an empty
+        array means no interstitial sites. None: found automatically.
     rel_radius : float
         Keep Voronoi vertices whose empty radius is at least this fraction of the largest.
     min_site_sep_A : float
         Candidates closer than this to an earlier one are merged.
+    perfect : ReferenceStructure, optional
+        The perfect structure (the reference cell or a cell that tiles it); its mobile
+        positions are the lattice sites. Default: reconstructed by symmetry.
+    symprec_A : float
+        Position tolerance of the symmetry search, Å.
+
+    Raises
+    ------
+    InputError
+        If the reference has no atom of the species or the perfect cell does not fit it.
     """
     is_mob = np.array([s in species for s in ref.symbols])
     if not np.any(is_mob):
         raise InputError(f"reference '{ref.path}' has no atom of species {species} "
                          f"(it has {sorted(set(ref.symbols))})")
     cell = ref.cell_A
-    frac_all = np.mod(np.linalg.solve(cell.T, (ref.positions_A - ref.origin_A).T).T, 1.0)
+    notes: list[str] = []
+    frac_all = _frac_of(ref)
     mob = frac_all[is_mob]
+    tol = max(2 * symprec_A, 0.3)
+    if perfect is not None:
+        pf, psym = _perfect_in_reference(perfect, ref, frac_all, tol)
+        pmob = np.array([s in species for s in psym])
+        if not np.any(pmob):
+            raise InputError(f"perfect structure '{perfect.path}' has no atom of species {species}")
+        lat, lat_sym = pf[pmob], [s for s, m in zip(psym, pmob, strict=True) if m]
+        fw, fw_sym = pf[~pmob], [s for s, m in zip(psym, pmob, strict=True) if not m]
+        d, _ = _nearest(mob, lat, cell)
+        extra = mob[d > min_site_sep_A]
+        notes.append(f"lattice sites from the perfect structure '{perfect.path}'")
+    else:
+        lat, lat_sym, extra = _lattice_orbits(frac_all, list(ref.symbols), is_mob, cell, symprec_A, notes)
+        fw = frac_all[~is_mob]
+        fw_sym = [s for s, m in zip(ref.symbols, is_mob, strict=True) if not m]
+    # the perfect structure: its space group labels the sublattices and the voids
+    p_frac = np.vstack([fw, lat])
+    p_sym = fw_sym + lat_sym
+    ds = spglib.get_symmetry_dataset(_spglib_cell(cell, p_frac, p_sym), symprec=symprec_A)
+    if ds is None:
+        notes.append("spglib found no symmetry for the perfect structure: one sublattice per species")
+        rot, trans, sg = np.eye(3, dtype=int)[None], np.zeros((1, 3)), ""
+        wyck = ["?"] * len(p_frac)
+        equiv = np.array([p_sym.index(s) for s in p_sym])
+    else:
+        rot, trans, sg = np.asarray(ds.rotations), np.asarray(ds.translations), str(ds.international)
+        wyck, equiv = list(ds.wyckoffs), np.asarray(ds.equivalent_atoms)
+    n_fw = len(fw)
+    lat_orbit = equiv[n_fw:]
+    d_occ, _ = _nearest(lat, mob, cell)
+    lat_occ = d_occ < tol
+    # lattice sublattices, ordered by species, Wyckoff letter, first position
+    keys = sorted(set(lat_orbit.tolist()), key=lambda o: (lat_sym[int(np.flatnonzero(lat_orbit == o)[0])],
+                                                          wyck[o], o))
+    sublattices: list[Sublattice] = []
+    sub_of = np.zeros(len(lat), dtype=int)
+    count: dict[str, int] = {}
+    for o in keys:
+        members = lat_orbit == o
+        sp = lat_sym[int(np.flatnonzero(members)[0])]
+        count[sp] = count.get(sp, 0) + 1
+        sub_of[members] = len(sublattices)
+        sublattices.append(Sublattice(f"{sp}({count[sp]})", sp, "L", str(wyck[o]), int(members.sum()),
+                                      int(np.sum(lat_occ & members))))
+    # interstitial sites
     if interstitial_frac is not None:
         inter = np.mod(np.asarray(interstitial_frac, dtype=float).reshape(-1, 3), 1.0)
-        lat = mob
         if len(inter):
-            d = lat[:, None] - inter[None]
-            d -= np.round(d)
-            near = np.linalg.norm(d @ cell, axis=2).min(axis=1) < 0.5
-            lat = lat[~near]
-        frac = np.vstack([lat, inter])
-        kind = np.array(["L"] * len(lat) + ["I"] * len(inter))
-        return SiteSet(frac, kind, cell)
-    candidates = _merge(np.vstack([mob, empty_sites(frac_all, cell, rel_radius)]), cell, min_site_sep_A)
-    fw = frac_all[~is_mob]
-    if len(fw) == 0:
-        kind = np.array(["L"] * len(mob) + ["I"] * (len(candidates) - len(mob)))
-        return SiteSet(candidates, kind[: len(candidates)], cell)
-    fw_tree, _ = _periodic_tree(fw, cell)
-    d_near, _ = fw_tree.query(mob @ cell)
-    rc = 1.2 * float(np.median(d_near))
-    cn, mean = _environment(candidates, fw_tree, cell, rc)
-    cn_m, mean_m = cn[: len(mob)], mean[: len(mob)]
-    vals, counts = np.unique(cn_m, return_counts=True)
-    cn_lat = vals[np.argmax(counts)]
-    mean_lat = float(np.median(mean_m[cn_m == cn_lat]))
-    lattice = (cn == cn_lat) & (np.abs(mean - mean_lat) < 0.1 * mean_lat)
-    return SiteSet(candidates, np.where(lattice, "L", "I"), cell)
+            d, _ = _nearest(lat, inter, cell)
+            keep = d >= 0.5
+            lat, lat_sym, sub_of, lat_occ = lat[keep], [s for s, k in zip(lat_sym, keep, strict=True) if k], \
+                sub_of[keep], lat_occ[keep]
+            for k, s in enumerate(sublattices):
+                s.n_sites = int(np.sum(sub_of == k))
+                s.n_occupied = int(np.sum(lat_occ & (sub_of == k)))
+        notes.append(f"{len(inter)} interstitial site(s) given")
+    else:
+        cand = [extra, empty_sites(p_frac, cell, rel_radius)] if len(p_frac) else [extra]
+        pts = _merge(np.vstack(cand), cell, min_site_sep_A)
+        closed = np.zeros((0, 3))
+        for x in pts:  # close under the space group, one orbit per new candidate
+            if len(closed) and _min_dist_A(x, closed, cell) < min_site_sep_A:
+                continue
+            closed = np.vstack([closed, _orbit(x, rot, trans, cell, min_site_sep_A)])
+        inter = closed
+        if len(inter) and len(lat):
+            d, _ = _nearest(inter, lat, cell)
+            inter = inter[d >= min_site_sep_A]
+    inter_sub, inter_subs = _interstitial_sublattices(inter, mob, p_frac, p_sym, cell, rot, trans, symprec_A, tol,
+                                                      len(sublattices))
+    sublattices += inter_subs
+    frac = np.vstack([lat, inter]) if len(inter) else lat
+    kind = np.array(["L"] * len(lat) + ["I"] * len(inter))
+    occupied = np.concatenate([lat_occ, _nearest(inter, mob, cell)[0] < tol]) if len(inter) else lat_occ
+    sub = np.concatenate([sub_of, inter_sub]).astype(int)
+    symmetry = site_symmetry(frac, cell, rot, trans, tol, sg)
+    return SiteSet(frac, kind, cell, sub, sublattices, occupied, symmetry, notes)
+
+
+def _interstitial_sublattices(inter: np.ndarray, mob: np.ndarray, p_frac: np.ndarray, p_sym: list[str],
+                              cell: np.ndarray, rot: np.ndarray, trans: np.ndarray, symprec_A: float, tol: float,
+                              offset: int) -> tuple[np.ndarray, list[Sublattice]]:
+    """Group interstitial sites into symmetry orbits ``i(1)``, ``i(2)``, ... with their Wyckoff letters."""
+    if len(inter) == 0:
+        return np.zeros(0, dtype=int), []
+    group = np.full(len(inter), -1)
+    n = 0
+    for i in range(len(inter)):
+        if group[i] >= 0:
+            continue
+        orb = _orbit(inter[i], rot, trans, cell, tol)
+        d, _ = _nearest(inter, orb, cell)
+        group[(d < tol) & (group < 0)] = n
+        n += 1
+    wyck = ["?"] * n
+    ds = spglib.get_symmetry_dataset(_spglib_cell(cell, np.vstack([p_frac, inter]), p_sym + ["X"] * len(inter)),
+                                     symprec=symprec_A)
+    if ds is not None and len(ds.rotations) == len(rot):
+        for g in range(n):
+            wyck[g] = str(ds.wyckoffs[len(p_frac) + int(np.flatnonzero(group == g)[0])])
+    occ = _nearest(inter, mob, cell)[0] < tol
+    subs = [Sublattice(f"i({g + 1})", "", "I", wyck[g], int(np.sum(group == g)), int(np.sum(occ & (group == g))))
+            for g in range(n)]
+    return group + offset, subs
 
 
 def parse_fractional_sites(text: str) -> np.ndarray:
-    """Parse ``"x,y,z;x,y,z"`` into an (n, 3) array of fractional coordinates."""
+    """Parse ``"x,y,z;x,y,z"`` into an (n, 3) array of fractional coordinates (``""``: no sites)."""
     rows = []
     for item in text.split(";"):
         if not item.strip():
@@ -174,4 +601,4 @@ def parse_fractional_sites(text: str) -> np.ndarray:
         if len(v) != 3:
             raise InputError(f"interstitial site '{item}' is not three numbers x,y,z")
         rows.append(v)
-    return np.asarray(rows).reshape(-1, 3)
+    return np.asarray(rows, dtype=float).reshape(-1, 3)
