@@ -228,3 +228,35 @@ def test_nan_stops_the_run_with_an_error(tmp_path, lif_data):
     ok, error = outcome(tmp_path, rc)
     assert not ok
     assert error.startswith("ERROR: Fix halt condition for fix-id nan_guard met on step")
+
+
+def test_input_md_refuses_elements_the_model_does_not_know(tmp_path, lif_data):
+    """D11: the model's species come from its metadata; an unknown element is named."""
+    from ase import Atoms
+
+    from ionmd.driver.potential import check_species, model_species
+
+    mace = REPO / "inputs" / "models" / "lif_mace.pt"
+    deepmd = REPO / "inputs" / "models" / "lif_deepmd.pth"
+    assert model_species(mace) == ["Li", "F"]
+    assert model_species(deepmd) == ["Li", "F"]  # DeePMD: get_type_map() of the module
+    assert model_species(REPO / "README.md") is None  # not a model: left to LAMMPS
+    source = tmp_path / "oli.xyz"
+    Atoms("OLi", positions=[[0, 0, 0], [2.0, 2.0, 2.0]], cell=[4.0, 4.0, 4.0],
+          pbc=True).write(source)
+    oli = tmp_path / "oli.data"
+    make_structure(oli, source=str(source), types=["O", "Li"])
+    with pytest.raises(InputError, match=r"element\(s\) O of the atom types .*\(O Li\) unknown "
+                                         rf"to model '{deepmd}', which knows only Li F"):
+        check_species([model_from_path(deepmd)], ["O", "Li"], "x.data")
+    out = tmp_path / "in.md"
+    cmd = [sys.executable, "-m", "ionmd.driver", "input", "md", str(oli), "-o", str(out),
+           "--model", str(mace), "--T", "900"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=60)
+    assert proc.returncode == 2 and not out.exists()
+    assert f"element(s) O of the atom types of {oli} (O Li) unknown to model '{mace}', " \
+           "which knows only Li F" in proc.stderr
+    good = subprocess.run(cmd[:5] + [str(lif_data)] + cmd[6:], capture_output=True, text=True,
+                          env=_env(), timeout=60)
+    assert good.returncode == 0, good.stderr
+    assert f"mlip/torch {mace} device auto\npair_coeff      * * Li F\n" in out.read_text()

@@ -20,7 +20,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ionmd.driver.potential import ModelSpec, pair_lines
+from ionmd.driver.potential import ModelSpec, check_species, pair_lines
 from ionmd.driver.structure import check_element, read_type_map
 from ionmd.errors import InputError
 
@@ -140,6 +140,7 @@ class MDInputSpec:
             raise InputError(f"unknown ensemble '{self.ensemble}': use {' or '.join(ENSEMBLES)}")
         if not 0 < int(self.seed) < 2**31:
             raise InputError(f"seed must be in 1..2^31-1 for LAMMPS, got {self.seed}")
+        check_species(self.models, self.symbols, self.data_file)
         for sym in self.species or []:
             check_element(sym, "species")
             if sym not in self.symbols:

@@ -8,7 +8,11 @@ in type order (for potentials such as ``eam/alloy`` that take an element list).
 
 from __future__ import annotations
 
+import json
+import os
+import zipfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from ionmd.errors import InputError
@@ -49,6 +53,72 @@ class ModelSpec:
     def describe(self) -> str:
         """Return the model file, or the raw pair style, for logs and indexes."""
         return self.path if self.path is not None else f"pair_style {self.pair_style}"
+
+
+METADATA_NAME = "ionmd.json"
+
+
+@lru_cache(maxsize=32)
+def _species_of(path: str, mtime_ns: int, size: int) -> tuple[str, ...] | None:  # noqa: ARG001
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            meta = [n for n in names if n.endswith(f"/extra/{METADATA_NAME}")]
+            if meta:
+                species = json.loads(archive.read(meta[0])).get("species")
+                return tuple(str(s) for s in species) if species else None
+            if not any("deepmd" in n for n in names):
+                return None
+    except (OSError, zipfile.BadZipFile, ValueError, KeyError):
+        return None
+    try:  # a DeePMD-kit frozen model: its type map is a method of the module
+        import torch
+
+        from ionmd.plugin import deepmd_stubs_path
+
+        stubs = deepmd_stubs_path()
+        if stubs is not None and not hasattr(torch.ops.deepmd, "tabulate_fusion_se_a"):
+            torch.ops.load_library(str(stubs))
+        module = torch.jit.load(path, map_location="cpu")
+        return tuple(str(s) for s in module.get_type_map())
+    except Exception:  # noqa: BLE001 - unreadable here: LAMMPS reports it when loading
+        return None
+
+
+def model_species(path: str | Path) -> list[str] | None:
+    """Chemical symbols a TorchScript model knows, from its metadata; None if unreadable.
+
+    MACE exports carry them in the ``ionmd.json`` extra file (read from the
+    archive without torch); DeePMD-kit models give them by ``get_type_map()``.
+    """
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    species = _species_of(str(path), stat.st_mtime_ns, stat.st_size)
+    return list(species) if species is not None else None
+
+
+def check_species(models: list[ModelSpec], symbols: list[str], where: str = "") -> None:
+    """Raise :class:`InputError` if an atom type's element is unknown to a TorchScript model.
+
+    ``symbols`` are the elements of the atom types in type order (the
+    ``pair_coeff * *`` list); models whose species cannot be read are not checked.
+    """
+    for model in models:
+        if not model.is_torch:
+            continue
+        known = model_species(str(model.path))
+        if known is None:
+            continue
+        unknown = [s for s in dict.fromkeys(symbols) if s not in known]
+        if unknown:
+            source = f" of {where}" if where else ""
+            raise InputError(
+                f"element(s) {', '.join(unknown)} of the atom types{source} "
+                f"({' '.join(symbols)}) unknown to model '{model.path}', which knows only "
+                f"{' '.join(known)}: use a model trained on these elements, or a structure "
+                "made of the model's species")
 
 
 def model_from_path(path: str | Path, name: str | None = None) -> ModelSpec:
