@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ionmd import __version__
@@ -26,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ionmd.analysis.cli",
     "ionmd.neb.cli",
     "ionmd.learn.cli",
+    "ionmd.order.cli",
 )
 
 
@@ -42,8 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings for users: the message only, without the Python source location."""
+    return f"ionmd: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``ionmd`` command line; return the process exit code."""
+    warnings.formatwarning = _format_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
