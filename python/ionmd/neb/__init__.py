@@ -2,7 +2,7 @@
 
 The pieces, one job per module:
 
-- :mod:`ionmd.neb.structures`: built-in LiF end points and end-point checks;
+- :mod:`ionmd.neb.structures`: end-point checks and minimum-image distances;
 - :mod:`ionmd.neb.potential`: a model (TorchScript file or raw pair lines) as LAMMPS lines;
 - :mod:`ionmd.neb.relax`: fixed-cell relaxation of an end point with LAMMPS ``minimize``;
 - :mod:`ionmd.neb.interpolate`: linear or IDPP images (ASE);
@@ -11,9 +11,12 @@ The pieces, one job per module:
 - :mod:`ionmd.neb.parse`: reading the NEB table out of ``log.lammps``;
 - :mod:`ionmd.neb.result`: the :class:`NEBResult` dataclass, JSON and PNG profile;
 - :mod:`ionmd.neb.workflow`: the whole chain for any two end points;
-- :mod:`ionmd.neb.cases`: :func:`~ionmd.neb.cases.run_case`, a built-in LiF hop for a model
-  file, resumable (the entry point for demos and ``ionmd neb --case``);
+- :mod:`ionmd.neb.hops`: end points of a hop of any structure, symmetry-distinct hop
+  types (spglib) and one climbing-image NEB per type;
 - :mod:`ionmd.neb.sweep_match`: NEB results matched to a sweep's models for ``ionmd report``.
+
+Nothing here is material-specific. The built-in LiF hops (``ionmd neb --case``) and their
+CHGNet reference live in the LiF example, :mod:`ionmd.examples.lif`.
 """
 
 from __future__ import annotations

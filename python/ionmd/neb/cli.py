@@ -194,11 +194,17 @@ def _run_general(args: argparse.Namespace):
 
     file_species: list[str] | None = None
     if args.case:
-        from ionmd.examples.lif.neb_cases import LIF_A_A, case_cell, flag_small_cell, lif_case
+        from ionmd.examples.lif.neb_cases import (
+            LIF_A_A,
+            case_cell,
+            case_label,
+            flag_small_cell,
+            lif_case,
+        )
 
         a_A = LIF_A_A if args.a is None else args.a
         initial, final = lif_case(args.case, args.n_cells, a_A)
-        label = f"LiF {args.case} hop"
+        label = case_label(args.case)
         cell = case_cell(args.n_cells, a_A, len(initial))
     else:
         if args.final is None:

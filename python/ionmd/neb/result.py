@@ -123,6 +123,14 @@ class NEBResult:
         :data:`REFUSING_FLAGS` means no barrier is given at all.
     hop
         The hop class this NEB was built for (:func:`ionmd.neb.hops.hop_barrier`), else None.
+    initial_energies_eV
+        Image energies at the first NEB step, relative to the first image then.
+    endpoint_drop_eV
+        How much the first and the last replica lowered their energy *during* the NEB
+        (LAMMPS relaxes the end replicas with the true forces): above the tolerance, they
+        were not minima.
+    endpoint_drift_A
+        Largest displacement of any atom of the first and the last replica during the NEB.
     """
 
     label: str
@@ -155,6 +163,9 @@ class NEBResult:
     flags: list[str] = field(default_factory=list)
     hop: HopInfo | None = None
     highest_image: int = -1
+    initial_energies_eV: list[float] = field(default_factory=list)
+    endpoint_drop_eV: list[float] = field(default_factory=list)
+    endpoint_drift_A: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.highest_image < 0 and self.energies_eV:
@@ -292,14 +303,16 @@ def apply_guards(
 ) -> NEBResult:
     """Check a parsed NEB result and flag (or refuse) what must not be quoted; in place.
 
-    - An interior image more than ``below_tol_eV`` below either end point: the end points
-      are not minima of the band, so the band is refused (flag ``band_below_endpoint``,
-      no barrier).
+    - An interior image more than ``below_tol_eV`` below either end point, at the start or
+      at the end of the NEB, or an end replica that lowered its energy by more than that
+      during the NEB: the end points are not minima, so the band is refused (flag
+      ``band_below_endpoint``, no barrier).
     - ``max_force_eV_A`` above ``ftol_eV_A``: never converged (flag
       ``not_converged``, ``converged`` False, no barrier), whatever LAMMPS's stopping
       criterion said.
-    - An end point whose relaxation moved an atom more than ``max_endpoint_shift_A``: flag
-      ``endpoint_moved`` (the barrier is kept but is not the hop that was asked for).
+    - An end point whose relaxation (or whose replica during the NEB) moved an atom more than
+      ``max_endpoint_shift_A``: flag ``endpoint_moved`` (the barrier is kept, but it may not
+      be the hop that was asked for).
     - No climbing image: flag ``no_climb``; the barrier is the highest image of a plain
       band, a lower estimate of the saddle.
 
@@ -322,16 +335,24 @@ def apply_guards(
             f"guard tolerances must be positive: below_tol_eV={below_tol_eV}, "
             f"max_endpoint_shift_A={max_endpoint_shift_A}"
         )
-    e = np.asarray(result.energies_eV, dtype=float)
-    if e.size >= 3:
-        inner = e[1:-1]
-        k = int(np.argmin(inner)) + 1
+    for when, energies in (("at the end", result.energies_eV), ("at the start", result.initial_energies_eV)):
+        e = np.asarray(energies, dtype=float)
+        if e.size < 3:
+            continue
+        k = int(np.argmin(e[1:-1])) + 1
         dip = min(e[0], e[-1]) - e[k]
         if dip > below_tol_eV:
             result.add_flag(
                 FLAG_BELOW_ENDPOINT,
                 f"band below end point: end points not minima (image {k} is {dip * 1e3:.1f} meV "
-                f"below the lower end point; tolerance {below_tol_eV * 1e3:.1f} meV)",
+                f"below the lower end point {when} of the NEB; tolerance {below_tol_eV * 1e3:.1f} meV)",
+            )
+    for name, drop in zip(("initial", "final"), result.endpoint_drop_eV, strict=False):
+        if drop > below_tol_eV:
+            result.add_flag(
+                FLAG_BELOW_ENDPOINT,
+                f"band below end point: end points not minima (the {name} replica relaxed "
+                f"{drop * 1e3:.1f} meV lower during the NEB)",
             )
     if not (result.max_force_eV_A <= result.ftol_eV_A):
         result.converged = False
@@ -350,6 +371,13 @@ def apply_guards(
             result.add_flag(
                 FLAG_ENDPOINT_MOVED,
                 f"the {name} end point moved {ep.max_displacement_A:.3f} Å on relaxation "
+                f"(> {max_endpoint_shift_A:g} Å): the band may not be the hop asked for",
+            )
+    for name, drift in zip(("initial", "final"), result.endpoint_drift_A, strict=False):
+        if drift > max_endpoint_shift_A:
+            result.add_flag(
+                FLAG_ENDPOINT_MOVED,
+                f"the {name} replica moved {drift:.3f} Å during the NEB "
                 f"(> {max_endpoint_shift_A:g} Å): the band may not be the hop asked for",
             )
     if not result.climb:

@@ -41,28 +41,85 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def stop_process_group(proc: subprocess.Popen, grace_s: float = GRACE_S) -> None:
-    """Stop every process of ``proc``'s group: SIGTERM, wait up to ``grace_s``, then SIGKILL.
+def _proc_stat(pid: int) -> tuple[str, int, str] | None:
+    """(state, parent pid, start time) from ``/proc/<pid>/stat``; None if gone (or no /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    rest = text[text.rindex(")") + 2 :].split()
+    return rest[0], int(rest[1]), rest[19]
 
-    ``proc`` must have been started with ``start_new_session=True`` (its pid is the group id),
-    so ``mpirun`` and all its ranks are reached even after ``mpirun`` itself has exited.
+
+def descendant_processes(root: int) -> dict[int, str]:
+    """Live descendants of ``root`` (pid -> start time), from ``/proc``; empty elsewhere.
+
+    MPI launchers (e.g. MPICH's hydra) put each rank in a process group of its own, so
+    a signal to the launcher's group alone may not reach the ranks.
+    """
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return {}
+    for entry in entries:
+        if entry.isdigit():
+            st = _proc_stat(int(entry))
+            if st is not None:
+                children.setdefault(st[1], []).append(int(entry))
+    out: dict[int, str] = {}
+    todo = [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            st = _proc_stat(c)
+            if st is not None and c not in out:
+                out[c] = st[2]
+                todo.append(c)
+    return out
+
+
+def _alive(pid: int, start: str) -> bool:
+    st = _proc_stat(pid)
+    return st is not None and st[2] == start and st[0] != "Z"
+
+
+def _signal_all(pgid: int, pids: dict[int, str], sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for pid, start in pids.items():
+        if _alive(pid, start):
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = GRACE_S) -> None:
+    """Stop ``proc`` and every process under it: SIGTERM, wait up to ``grace_s``, SIGKILL.
+
+    ``proc`` must have been started with ``start_new_session=True`` (its pid is the group
+    id). Its descendants are also signalled one by one (found through ``/proc`` before the
+    first signal), since MPI ranks may sit in process groups of their own.
     """
     pgid = proc.pid
-    if _group_alive(pgid):
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    tree = descendant_processes(pgid)
+    _signal_all(pgid, tree, signal.SIGTERM)
+
+    def remaining() -> bool:
+        return (
+            proc.poll() is None
+            or _group_alive(pgid)
+            or any(_alive(pid, start) for pid, start in tree.items())
+        )
+
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None and not _group_alive(pgid):
-            break
+    while time.monotonic() < deadline and remaining():
         time.sleep(0.05)
-    if _group_alive(pgid):
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    if remaining():
+        tree.update(descendant_processes(pgid))
+        _signal_all(pgid, tree, signal.SIGKILL)
     try:
         proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:  # pragma: no cover - unkillable child

@@ -22,7 +22,7 @@ from ionmd.neb.result import (
     apply_guards,
 )
 from ionmd.neb.runner import run_neb_partitions
-from ionmd.neb.structures import check_endpoints, rms_distance_A
+from ionmd.neb.structures import check_endpoints, max_displacement_A, rms_distance_A
 
 CONVERGED_CRITERIA = ("force tolerance", "energy tolerance")
 
@@ -52,6 +52,22 @@ def check_relaxed_endpoints(
             f"the end points relaxed into the same minimum: {d:.3f} Å apart after relaxation "
             f"(were {d0:.3f} Å apart)"
         )
+
+
+def _final_positions(workdir: Path, images: list[Atoms]) -> dict[int, np.ndarray]:
+    """Each replica's final positions (from ``final.<k>.dump``), unwrapped next to its input."""
+    out = {}
+    for k, ref in enumerate(images):
+        dump = workdir / f"final.{k}.dump"
+        if dump.is_file():
+            out[k] = _unwrap_to(ref.positions, read_dump_positions_A(dump), ref.cell.array)
+    return out
+
+
+def _with_positions(atoms: Atoms, positions: np.ndarray) -> Atoms:
+    moved = atoms.copy()
+    moved.positions = positions
+    return moved
 
 
 def _unwrap_to(reference: np.ndarray, positions: np.ndarray, cell: np.ndarray) -> np.ndarray:
@@ -176,15 +192,16 @@ def collect_result(
         and max_force <= settings.ftol_eV_A
     )
     e = np.array(last.energies_eV[-1])
+    e0 = np.array(stages[0].energies_eV[0])
     rel = (e - e[0]).tolist()
     top = int(np.argmax(e))
-    dump = workdir / f"final.{top}.dump"
-    pos: list[list[float]] = []
-    if dump.is_file():
-        ref = images[top]
-        pos = (
-            _unwrap_to(ref.positions, read_dump_positions_A(dump), ref.cell.array).round(6).tolist()
-        )
+    final_pos = _final_positions(workdir, images)
+    pos = final_pos[top].round(6).tolist() if top in final_pos else []
+    drift = [
+        max_displacement_A(images[k], _with_positions(images[k], final_pos[k]))
+        for k in (0, len(images) - 1)
+        if k in final_pos
+    ]
     result = NEBResult(
         label=label or workdir.name,
         model=potential.label,
@@ -206,6 +223,9 @@ def collect_result(
         climbing_image=top if climb else None,
         highest_image=top,
         climbing_image_positions_A=pos,
+        initial_energies_eV=[float(x) for x in e0 - e0[0]],
+        endpoint_drop_eV=[float(e0[0] - e[0]), float(e0[-1] - e[-1])],
+        endpoint_drift_A=[float(d) for d in drift],
         climbing_image_symbols=images[top].get_chemical_symbols(),
         endpoints=endpoints,
         workdir=str(workdir),

@@ -113,6 +113,11 @@ def lif_case(case: str, n_cells: int = 3, a_A: float = LIF_A_A) -> tuple[Atoms, 
     return initial, final
 
 
+def case_label(case: str) -> str:
+    """The label stored with a built-in case's result, e.g. ``LiF knockoff hop``."""
+    return f"LiF {case} hop"
+
+
 def case_cell(n_cells: int, a_A: float, n_atoms: int) -> str:
     """The cell description stored beside every barrier of a built-in case."""
     return f"{n_cells}x{n_cells}x{n_cells} conventional, a = {a_A:g} Å, {n_atoms} atoms"
@@ -226,7 +231,7 @@ def run_case(
         n_images=n_images,
         settings=settings,
         launcher=launcher,
-        label=f"LiF {case} hop",
+        label=case_label(case),
         cell=case_cell(n_cells, a_A, len(initial)),
         timeout_s=timeout_s,
         ranks_per_image=ranks_per_image,
