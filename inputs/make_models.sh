@@ -38,7 +38,7 @@ if [ ! -f "$BUILD/frames.extxyz" ]; then
   python - "$N_FRAMES" "$BUILD/frames.extxyz" <<'PY'
 import sys
 from ase.io import write
-from ionmd.models.sampling import sample_lif_frames
+from ionmd.examples.lif.sampling import sample_lif_frames
 write(sys.argv[2], sample_lif_frames(int(sys.argv[1]), seed=2026))
 PY
 fi
@@ -50,11 +50,13 @@ python - "$BUILD" "$NPROC" "$N_LABEL" "$N_SHORT" <<'PY'
 import sys
 from pathlib import Path
 from ase.io import read, write
+from ionmd.examples.lif.sampling import SHORT_CONTACT_PAIRS_A
 from ionmd.models.sampling import short_contact_frames
 build, nproc, nlab, nshort = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 frames = read(build / "frames.extxyz", ":")
 seeds = [a for a in frames[:500] if a.info["cell_kind"] == "interstitial"]
-frames = frames[:nlab] + short_contact_frames(seeds, nshort, seed=7)
+frames = frames[:nlab] + short_contact_frames(seeds, nshort, SHORT_CONTACT_PAIRS_A, seed=7,
+                                              exclusive=False)
 for k in range(nproc):
     if not (build / f"chunk{k}.extxyz").exists():
         write(build / f"chunk{k}.extxyz", frames[k::nproc])
@@ -122,7 +124,7 @@ cp "$BUILD/deepmd/member0/input.json" models/lif_deepmd.input.json
 
 # 5. Metadata and a compressed copy of the data.
 python - <<'PY'
-from ionmd.models.bundle import write_models_json
+from ionmd.examples.lif.bundle import write_models_json
 write_models_json("models", "data/lif_chgnet.extxyz")
 PY
 xz -9 -f data/lif_chgnet.extxyz

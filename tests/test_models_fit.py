@@ -247,7 +247,7 @@ def test_deepmd_continued_input_and_init_model_errors(tmp_path, cu_labelled):
     not is_deepmd_env(default_env_path()), reason="no DeePMD env (run `ionmd env deepmd`)"
 )
 def test_fit_deepmd_tiny(tmp_path):
-    from ionmd.models.sampling import SamplingPlan, sample_lif_frames
+    from ionmd.examples.lif.sampling import SamplingPlan, sample_lif_frames
 
     plan = SamplingPlan(kinds={"interstitial": 1.0}, frames_per_run=6, stride=50, equil=100)
     frames = sample_lif_frames(12, plan, seed=5, perturb=False)

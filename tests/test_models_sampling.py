@@ -1,11 +1,17 @@
-"""Tests of the LiF frame sampler (ionmd.models.sampling)."""
+"""Tests of the LiF sampling recipe (ionmd.examples.lif.sampling) and of short-contact frames."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ionmd.models.sampling import SamplingPlan, lif_cell, sample_lif_frames
+from ionmd.errors import InputError
+from ionmd.examples.lif.sampling import (
+    SHORT_CONTACT_PAIRS_A,
+    SamplingPlan,
+    lif_cell,
+    sample_lif_frames,
+)
 
 
 @pytest.mark.parametrize(
@@ -68,7 +74,7 @@ def test_short_contact_frames_place_one_pair_in_range_in_any_cell():
     nacl.set_cell(nacl.cell @ np.array([[1.0, 0.05, 0.0], [0.0, 1.0, 0.08], [0.0, 0.0, 1.0]]),
                   scale_atoms=True)
     cases = [
-        ([lif_cell("interstitial"), lif_cell("perfect")], None,
+        ([lif_cell("interstitial"), lif_cell("perfect")], SHORT_CONTACT_PAIRS_A,
          {("Li", "Li"): (1.0, 1.6), ("Li", "F"): (1.3, 1.8)}),
         ([nacl], {("Na", "Cl"): (1.6, 2.0), ("Cl", "Cl"): (2.2, 2.6)},
          {("Na", "Cl"): (1.6, 2.0), ("Cl", "Cl"): (2.2, 2.6)}),
@@ -99,7 +105,7 @@ def test_short_contact_frames_place_one_pair_in_range_in_any_cell():
 def test_short_contact_frames_errors_name_the_problem():
     from ionmd.models.sampling import short_contact_frames
 
-    with pytest.raises(ValueError, match="Na-Na"):
+    with pytest.raises(InputError, match="Na-Na"):
         short_contact_frames([lif_cell("perfect")], 2, pairs_A={("Na", "Na"): (1.0, 2.0)})
-    with pytest.raises(ValueError, match="Li-F"):
+    with pytest.raises(InputError, match="Li-F"):
         short_contact_frames([lif_cell("perfect")], 2, pairs_A={("Li", "F"): (1.5, 1.0)})

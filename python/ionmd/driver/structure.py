@@ -29,7 +29,7 @@ from ase.data import atomic_masses, atomic_numbers
 from ionmd.driver.defects import DefectRecord, apply_defects, check_element, min_length_repeats
 from ionmd.errors import InputError
 
-__all__ = ["StructureResult", "build_structure", "check_element", "make_structure",
+__all__ = ["StructureResult", "BuiltStructure", "build_structure", "build_with_records", "check_element", "make_structure",
            "parse_supercell", "read_structure", "DefectRecord", "apply_defects"]
 
 
@@ -149,7 +149,9 @@ def parse_supercell(spec: str | int | tuple[int, int, int]) -> tuple[int, int, i
 
 
 @dataclass
-class _Built:
+class BuiltStructure:
+    """A structure with defects, the perfect supercell it came from, and the defect records."""
+
     atoms: Atoms
     perfect: Atoms
     reps: tuple[int, int, int]
@@ -157,7 +159,16 @@ class _Built:
     records: list[DefectRecord]
 
 
-def _build(source, supercell, a_A, add, remove, seed, min_length_A) -> _Built:
+def build_with_records(
+    source: str | Path | None = None,
+    supercell: str | int | tuple[int, int, int] = 1,
+    a_A: float | None = None,
+    add: list[str] | tuple[str, ...] = (),
+    remove: list[str] | tuple[str, ...] = (),
+    seed: int = 0,
+    min_length_A: float | None = None,
+) -> BuiltStructure:
+    """Like :func:`build_structure`, but also return the perfect supercell and defect records."""
     from ionmd.examples import builtin_structure, is_builtin
 
     named: dict[str, np.ndarray] = {}
@@ -181,7 +192,7 @@ def _build(source, supercell, a_A, add, remove, seed, min_length_A) -> _Built:
     perfect = unit.repeat(reps)
     atoms, records = apply_defects(perfect, reps, vacancies=list(remove),
                                    interstitials=list(add), seed=seed, named_sites=named)
-    return _Built(atoms, perfect, reps, name, records)
+    return BuiltStructure(atoms, perfect, reps, name, records)
 
 
 def build_structure(
@@ -211,7 +222,7 @@ def build_structure(
         Instead of ``supercell``: the smallest diagonal supercell whose perpendicular
         widths are all at least this, Å.
     """
-    return _build(source, supercell, a_A, add, remove, seed, min_length_A).atoms
+    return build_with_records(source, supercell, a_A, add, remove, seed, min_length_A).atoms
 
 
 def type_order(atoms: Atoms, types: list[str] | tuple[str, ...] | None = None) -> list[str]:
@@ -363,7 +374,7 @@ def make_structure(
     returned :class:`StructureResult`; each defect also gets a ``# defect: ...`` header line
     in the data file. Defect positions are given in the written (LAMMPS-oriented) cell.
     """
-    built = _build(source, supercell, a_A, add, remove, seed, min_length_A)
+    built = build_with_records(source, supercell, a_A, add, remove, seed, min_length_A)
     atoms, reps = built.atoms, built.reps
     order = type_order(atoms, types)
     desc = f"{built.name} {reps[0]}x{reps[1]}x{reps[2]}"

@@ -3,6 +3,6 @@
 Modules: :mod:`~ionmd.models.calculators` (labeller specs), :mod:`~ionmd.models.label`
 (``ionmd label``), :mod:`~ionmd.models.fit` (``ionmd fit``), :mod:`~ionmd.models.dpenv`
 (``ionmd env deepmd``), :mod:`~ionmd.models.deepmd_data` (deepmd/npy writer),
-:mod:`~ionmd.models.sampling` (LiF frames from classical MD), :mod:`~ionmd.models.bundle`
-(``inputs/models/models.json``). ``ionmd export`` lives in :mod:`~ionmd.models.export`.
+:mod:`~ionmd.models.sampling` (``ionmd sample``: training frames for any structure),
+:mod:`~ionmd.models.bundle` (``models.json`` entries of bundled models). ``ionmd export`` lives in :mod:`~ionmd.models.export`.
 """
