@@ -1,4 +1,4 @@
-"""Command-line entry points of :mod:`ionmd.models`: ``export``, ``label``, ``fit`` and ``env``."""
+"""Command-line entry points of :mod:`ionmd.models`: ``export``, ``sample``, ``label``, ``fit``, ``env``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,33 @@ def _export(args: argparse.Namespace) -> int:
     result = export_model(args.model, args.output, dtype=args.dtype, halo=args.halo)
     to_json = getattr(result, "to_json", None)
     print(to_json() if callable(to_json) else result)
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from ionmd.models.sampling import SamplePlan, sample_structure
+
+    def floats(text: str, option: str) -> tuple[float, ...]:
+        try:
+            return tuple(float(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise InputError(f"{option} {text!r}: expected comma-separated numbers") from None
+
+    plan = SamplePlan(
+        n_rattle=args.rattle, temperatures_K=floats(args.temperatures, "--temperatures"),
+        md_frames_per_T=args.md_frames, md_stride=args.md_stride, md_equil=args.md_equil,
+        dt_fs=args.dt_fs, hop_images=args.hop_images, max_hops=args.max_hops,
+        n_short=args.short, strain_sigma=args.strain,
+    )
+    perfect_only = args.perfect_only
+    result = sample_structure(
+        args.output, args.structure, supercell=args.supercell, min_length_A=args.min_length_A,
+        mobile=[s.strip() for s in args.mobile.split(",")] if args.mobile else None,
+        vacancies=[] if perfect_only else (args.vacancy or None),
+        interstitials=[] if perfect_only else (args.interstitial or None),
+        calculator=args.calculator, plan=plan, seed=args.seed, label=args.label,
+    )
+    print(result.to_json())
     return 0
 
 
@@ -129,6 +156,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "once per layer; ghosts of one cutoff; per-atom virials)",
         )
         p.set_defaults(func=_export)
+
+    p = subparsers.add_parser(
+        "sample",
+        help="training frames for any structure: rattled/strained cells, MD with the labeller, "
+        "defect hops, short contacts",
+        description="Sample training frames of a structure (file or built-in) into extended XYZ: "
+        "strained and rattled copies of the perfect and defective cells, short Langevin MD with "
+        "the labeller through ASE (CHGNet by default, when installed), frames along straight-line "
+        "hops of the mobile species into nearby vacant sites and voids, and short-contact frames "
+        "whose pair ranges come from the structure's own nearest-neighbour distances. Each frame "
+        "carries config_type and cell_kind. Label them with --label (same calculator) or with "
+        "`ionmd label`.",
+    )
+    p.add_argument("structure", help="structure file read by ASE, or a built-in name")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output extended XYZ")
+    p.add_argument("--supercell", default="1", help="repeats: N or NxMxK (default 1)")
+    p.add_argument("--min-length", dest="min_length_A", type=float, default=None, metavar="L_A",
+                   help="instead of --supercell: smallest supercell with all widths >= L_A Å")
+    p.add_argument("--mobile", default=None,
+                   help="mobile species, comma-separated (default: every species)")
+    p.add_argument("--vacancy", action="append", default=[], metavar="SPEC",
+                   help="a vacancy cell (as `ionmd structure --vacancy`); repeatable "
+                   "(default: one vacancy and one void interstitial per mobile species)")
+    p.add_argument("--interstitial", action="append", default=[], metavar="SPEC",
+                   help="an interstitial cell (as `ionmd structure --interstitial`); repeatable")
+    p.add_argument("--perfect-only", action="store_true", help="no defective cells")
+    p.add_argument("--calculator", default=None,
+                   help="MD (and --label) calculator, as `ionmd label --calculator`, or none "
+                   "(default: chgnet when installed, else no MD)")
+    p.add_argument("--label", action="store_true",
+                   help="label every frame with the calculator (energies, forces, stresses)")
+    p.add_argument("--rattle", type=int, default=10, help="rattled copies per cell (default 10)")
+    p.add_argument("--strain", type=float, default=0.01, help="strain standard deviation")
+    p.add_argument("--temperatures", default="300,600,900", help="MD temperatures, K")
+    p.add_argument("--md-frames", type=int, default=4, help="MD frames per cell and temperature")
+    p.add_argument("--md-stride", type=int, default=10, help="MD steps between frames")
+    p.add_argument("--md-equil", type=int, default=20, help="MD steps before the first frame")
+    p.add_argument("--dt-fs", type=float, default=1.0, help="MD time step, fs")
+    p.add_argument("--hop-images", type=int, default=5, help="frames per hop")
+    p.add_argument("--max-hops", type=int, default=6, help="hops per defect")
+    p.add_argument("--short", type=int, default=10, help="short-contact frames")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_sample)
 
     p = subparsers.add_parser(
         "label",
