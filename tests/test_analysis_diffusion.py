@@ -261,12 +261,14 @@ def test_cli_fit_window_override_and_ase_traj(tmp_path, capsys):
         frames.append(a)
     ase.io.write(tmp_path / "t.traj", frames)
     out = tmp_path / "o.json"
-    # an ASE .traj without timesteps counts frames: --dt-fs is then the frame interval (100 fs)
-    assert main(["diffusion", str(tmp_path / "t.traj"), "--species", "Li", "--dt-fs", "100",
+    # an ASE .traj without timesteps: the frame interval is given (100 fs); --dt-fs is refused
+    assert main(["diffusion", str(tmp_path / "t.traj"), "--species", "Li", "--dt-fs", "100"]) == 2
+    assert "pass --frame-interval-fs" in capsys.readouterr().err
+    assert main(["diffusion", str(tmp_path / "t.traj"), "--species", "Li", "--frame-interval-fs", "100",
                  "--fit-window-ps", "1", "4", "--json", str(out)]) == 0
     d = json.loads(out.read_text())
     assert d["fit_window_ps"] == pytest.approx([1.0, 4.0])
     assert abs(d["D_cm2_s"] - 0.5e-4) < 4 * d["D_err_cm2_s"]
-    assert main(["diffusion", str(tmp_path / "t.traj"), "--species", "Li", "--dt-fs", "100",
+    assert main(["diffusion", str(tmp_path / "t.traj"), "--species", "Li", "--frame-interval-fs", "100",
                  "--fit-window-ps", "4", "1"]) == 2
     assert "fit window 4-1 ps is not inside the run" in capsys.readouterr().err

@@ -192,7 +192,7 @@ def test_trajectory_level_errors(tmp_path):
         load_trajectory(path, Selection(types=[5]), 1.0)
     with pytest.raises(InputError, match="--species"):
         load_trajectory(path, Selection(), 1.0)
-    with pytest.raises(InputError, match="--dt-fs must be positive"):
+    with pytest.raises(InputError, match="--dt-fs 0.0 is not a positive finite time"):
         load_trajectory(path, Selection(species=["Li"]), 0.0)
     rng = np.random.default_rng(1)
     pos, types, _ = _system(rng, n_frames=6)

@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from ionmd.errors import InputError
 
 
@@ -20,6 +22,8 @@ def _parse_charges(text: str | None) -> dict[str, float]:
         sym, sep, val = item.partition("=")
         try:
             out[sym.strip()] = float(val)
+            if not np.isfinite(out[sym.strip()]):
+                raise ValueError
         except ValueError:
             raise InputError(f"charge entry '{item}' is not of the form <symbol>=<charge>, e.g. Li=1") from None
         if not sep:
@@ -28,8 +32,8 @@ def _parse_charges(text: str | None) -> dict[str, float]:
 
 
 def _selection(args: argparse.Namespace):
-    from ionmd.analysis.datafile import parse_type_map, read_type_map
     from ionmd.analysis.trajectory import Selection
+    from ionmd.lammpsio.datafile import parse_type_map, read_type_map
 
     type_map: dict[int, str] = {}
     if getattr(args, "data", None):
@@ -53,8 +57,12 @@ def _add_reading_options(p: argparse.ArgumentParser) -> None:
                    "(type_map: 1=Li 2=F), and its atoms give the framework drift when the dump holds "
                    "only the mobile ions")
     p.add_argument("--type-map", help="type map, e.g. 1=Li,2=F")
-    p.add_argument("--dt-fs", type=float, required=True,
-                   help="MD timestep in fs (time between frames = timestep column difference x dt)")
+    p.add_argument("--dt-fs", type=float,
+                   help="MD timestep in fs, for files with a timestep column (LAMMPS dumps, extxyz with "
+                   "'timestep'): time between frames = timestep difference x dt")
+    p.add_argument("--frame-interval-fs", type=float,
+                   help="time between consecutive frames of the file, fs (any format; instead of --dt-fs)")
+    p.add_argument("--stride", type=int, default=1, help="keep every N-th frame (default 1)")
     p.add_argument("--no-drift-correction", action="store_true",
                    help="do not subtract the drift of the framework's centre of mass")
 
@@ -70,23 +78,35 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
                    help="end of the fit window as a fraction of the run (default 0.5)")
 
 
+def _check_temperature(T_K: float | None) -> None:
+    import math
+
+    if T_K is not None and (not math.isfinite(T_K) or T_K <= 0):
+        raise InputError(f"--temperature-K {T_K} is not a positive finite temperature")
+
+
 def run_diffusion(args: argparse.Namespace) -> int:
-    from ionmd.analysis.datafile import read_data_file
     from ionmd.analysis.diffusion import (
         add_conductivity,
+        check_fractions,
         combine_runs,
         diffusion_from_trajectory,
         window_from_ps,
     )
-    from ionmd.analysis.trajectory import load_trajectory
+    from ionmd.analysis.trajectory import check_time_options, load_trajectory
+    from ionmd.lammpsio.datafile import read_data_file
 
+    check_time_options(args.dt_fs, args.frame_interval_fs, args.stride)
+    check_fractions(args.min_start_frac, args.end_frac)
+    _check_temperature(args.temperature_K)
     sel = _selection(args)
     charges = _parse_charges(args.charges)
     system = read_data_file(args.data, type_map=sel.type_map or None).symbols if args.data else None
     results, curves = [], []
     for dump in args.dumps:
         traj = load_trajectory(dump, sel, args.dt_fs, drift_correction=not args.no_drift_correction,
-                               system_symbols=system)
+                               system_symbols=system, frame_interval_fs=args.frame_interval_fs,
+                               stride=args.stride)
         window = None
         if args.fit_window_ps:
             window = window_from_ps(*args.fit_window_ps, traj.dt_ps, traj.n_frames)
@@ -196,15 +216,12 @@ def run_arrhenius(args: argparse.Namespace) -> int:
 
 
 def run_mechanism(args: argparse.Namespace) -> int:
-    from ionmd.analysis.mechanism import analyse_mechanisms, parse_fractional_sites
+    from ionmd.analysis.mechanism import analyse_mechanisms
+    from ionmd.analysis.mechanism_report import site_options_from_args
 
     sel = _selection(args)
-    res = analyse_mechanisms(
-        args.dump, args.reference, sel, args.dt_fs,
-        interstitial_frac=parse_fractional_sites(args.interstitials) if args.interstitials else None,
-        min_residence_ps=args.min_residence_ps, window_ps=args.window_ps,
-        assign_radius_A=args.assign_radius_A, drift_correction=not args.no_drift_correction,
-    )
+    res = analyse_mechanisms(args.dump, args.reference, sel, args.dt_fs,
+                             drift_correction=not args.no_drift_correction, options=site_options_from_args(args))
     if args.json:
         res.to_json(args.json)
     if args.plot:
@@ -224,17 +241,20 @@ def run_report(args: argparse.Namespace) -> int:
         md, png = write_learn_report(args.sweep_dir)
         print(f"wrote {md} and {png}")
         return 0
+    from ionmd.analysis.mechanism_report import site_options_from_args
     from ionmd.analysis.report import write_report
 
     species = [s for s in re.split(r"[,\s]+", args.species or "") if s] or None
     md, html = write_report(args.sweep_dir, species=species, charges=_parse_charges(args.charges),
-                            reference=args.reference, neb=args.neb)
+                            reference=args.reference, neb=args.neb, site_options=site_options_from_args(args))
     print(f"wrote {md} and {html}")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``ionmd`` parser."""
+    from ionmd.analysis.mechanism_report import add_site_options
+
     p = subparsers.add_parser("diffusion", help="tracer D (and conductivity) from LAMMPS dumps",
                               description="Tracer diffusion coefficient with its uncertainty from one or "
                               "more dumps (independent runs at one temperature, combined).")
@@ -262,14 +282,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dump", metavar="DUMP")
     p.add_argument("--reference", required=True, help="LAMMPS data file of the reference structure")
     _add_reading_options(p)
-    p.add_argument("--interstitials", help="fractional interstitial sites 'x,y,z;x,y,z;...' of the reference "
-                   "cell (default: found automatically as the largest empty sites)")
-    p.add_argument("--min-residence-ps", type=float, default=0.1,
-                   help="minimum time at a site to count as a visit (default 0.1 ps)")
-    p.add_argument("--window-ps", type=float, default=0.5,
-                   help="max time between the two hops of a knock-off event (default 0.5 ps)")
-    p.add_argument("--assign-radius-A", type=float, default=None,
-                   help="max distance to a site for an assignment (default: 0.4 x shortest site spacing)")
+    add_site_options(p)
     p.add_argument("--json", help="write the result as JSON to this file")
     p.add_argument("--plot", help="write the hop-count plot (PNG) to this file")
     p.set_defaults(func=run_mechanism)
@@ -284,4 +297,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--neb", nargs="+", metavar="NEB_JSON", default=[],
                    help="NEB results (ionmd neb's neb.json) to show beside the Ea of the same model; "
                    "SWEEP_DIR/neb/*.json are found automatically")
+    add_site_options(p)
     p.set_defaults(func=run_report)

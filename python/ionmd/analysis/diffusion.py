@@ -309,9 +309,17 @@ def _ion_slope_error(per_ion: np.ndarray, g: np.ndarray) -> tuple[float, int]:
 
 
 def _choose_error(err_model: float, err_ions: float, n_ions: int) -> tuple[float, float]:
-    """The error used (the larger of the modelled and between-ion ones) and its 95% quantile."""
-    if np.isfinite(err_ions) and err_ions > err_model:
-        return err_ions, float(stats.t.ppf(0.975, max(1, n_ions - 1)))
+    """The error used and its 95% quantile.
+
+    The between-ion error replaces the modelled one when the ions scatter more than the model
+    allows (a one-sided chi^2 test at 90% on the n_ions - 1 degrees of freedom of the scatter):
+    few ions hop, ions differ, or vibrations dominate. Its quantile is then Student's t.
+    """
+    if not np.isfinite(err_ions) or n_ions < 2:
+        return err_model, Z95
+    dof = n_ions - 1
+    if err_ions**2 > err_model**2 * stats.chi2.ppf(0.90, dof) / dof:
+        return err_ions, float(stats.t.ppf(0.975, dof))
     return err_model, Z95
 
 

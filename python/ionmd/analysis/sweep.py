@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ionmd.analysis.arrhenius import ArrheniusResult, fit_arrhenius
-from ionmd.analysis.datafile import parse_type_map, read_data_file
 from ionmd.analysis.diffusion import DiffusionResult, combine_runs, diffusion_from_trajectory
 from ionmd.analysis.msd import MSDCurve
 from ionmd.analysis.trajectory import Selection, load_trajectory
 from ionmd.errors import InputError
+from ionmd.lammpsio.datafile import parse_type_map, read_data_file
 
 
 @dataclass

@@ -1,5 +1,11 @@
 """Load the trajectory of selected species from a dump (LAMMPS text or anything ASE reads).
 
+Formats: LAMMPS ``dump custom`` text (optionally gzip); through ASE, extxyz/xyz,
+ASE ``.traj``, VASP ``XDATCAR`` and ``vasprun.xml``; MDAnalysis universes (the
+optional ``mdanalysis`` extra) passed from Python. The time between frames comes
+from the timestep column x ``dt_fs`` (LAMMPS dumps, extxyz with a ``timestep``
+entry) or, unambiguously for every format, from ``frame_interval_fs``.
+
 Only the selected atoms' unwrapped positions are kept in memory, plus one
 3-vector per frame: the centre of mass of the rest (the framework), used to
 remove the drift of the frame of reference.
@@ -7,6 +13,7 @@ remove the drift of the frame of reference.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,10 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ionmd.analysis.dump import DumpFrame, iter_dump
 from ionmd.errors import InputError
+from ionmd.lammpsio.dump import DumpFrame, iter_dump
 
-ASE_SUFFIXES = (".xyz", ".extxyz", ".traj")
+ASE_SUFFIXES = (".xyz", ".extxyz", ".traj", ".xml")
+ASE_NAMES = ("XDATCAR", "vasprun")
+SUPPORTED_FORMATS = ("LAMMPS dump custom text (.lammpstrj, .dump, any name; optionally .gz), "
+                     "extxyz/.xyz, ASE .traj, VASP XDATCAR and vasprun.xml (by file name), "
+                     "and MDAnalysis universes from Python")
 
 
 @dataclass
@@ -111,7 +122,8 @@ def _ase_frames(path: Path) -> Iterator[DumpFrame]:
     try:
         for k, atoms in enumerate(ase.io.iread(str(path), index=":")):
             n = len(atoms)
-            step = int(atoms.info.get("timestep", atoms.info.get("step", k)))
+            raw = atoms.info.get("timestep", atoms.info.get("step"))
+            step = int(raw) if raw is not None else k
             yield DumpFrame(
                 timestep=step,
                 cell_A=np.array(atoms.cell[:]),
@@ -122,6 +134,7 @@ def _ase_frames(path: Path) -> Iterator[DumpFrame]:
                 positions_A=atoms.get_positions(),
                 unwrapped=False,
                 line=k + 1,
+                has_timestep=raw is not None,
             )
     except InputError:
         raise
@@ -129,15 +142,70 @@ def _ase_frames(path: Path) -> Iterator[DumpFrame]:
         raise InputError(f"cannot read trajectory '{path}' with ASE: {exc}") from exc
 
 
-def iter_frames(path: str | Path) -> Iterator[DumpFrame]:
-    """Frames of a LAMMPS dump, or of an extxyz/ASE trajectory (by suffix)."""
+def _universe_frames(universe) -> Iterator[DumpFrame]:
+    """Adapt an MDAnalysis ``Universe`` (optional dependency) to :class:`DumpFrame`."""
+    atoms = universe.atoms
+    n = len(atoms)
+    try:
+        elements = np.array([str(e) for e in atoms.elements])
+    except (AttributeError, Exception):  # noqa: BLE001 - MDAnalysis raises NoDataError
+        elements = None
+    types = np.array([int(t) if str(t).isdigit() else 0 for t in atoms.types]) if hasattr(atoms, "types") \
+        else np.zeros(n, dtype=int)
+    ids = np.asarray(atoms.ids, dtype=int) if hasattr(atoms, "ids") else np.arange(1, n + 1)
+    for k, ts in enumerate(universe.trajectory):
+        dims = ts.dimensions
+        if dims is None:
+            raise InputError(f"MDAnalysis universe frame {k}: no cell dimensions; ionmd needs a periodic cell")
+        from ase.geometry import cellpar_to_cell
+
+        yield DumpFrame(
+            timestep=int(ts.frame),
+            cell_A=np.asarray(cellpar_to_cell(dims), dtype=float),
+            origin_A=np.zeros(3),
+            ids=ids,
+            types=types,
+            elements=elements,
+            positions_A=np.array(atoms.positions, dtype=float),
+            unwrapped=False,
+            line=k + 1,
+            has_timestep=False,
+        )
+
+
+def iter_frames(path) -> Iterator[DumpFrame]:
+    """Frames of a LAMMPS dump, of anything ASE reads (extxyz, .traj, XDATCAR, vasprun.xml, by
+    name), or of an MDAnalysis ``Universe`` object."""
+    if hasattr(path, "trajectory") and hasattr(path, "atoms"):
+        return _universe_frames(path)
     path = Path(path)
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
-    if name.endswith(ASE_SUFFIXES):
+    if name.endswith(ASE_SUFFIXES) or name.startswith(ASE_NAMES):
         if not path.is_file():
             raise InputError(f"trajectory file '{path}' does not exist")
         return _ase_frames(path)
-    return iter_dump(path)
+    return iter_dump(path, formats_hint=SUPPORTED_FORMATS)
+
+
+def check_time_options(dt_fs: float | None, frame_interval_fs: float | None, stride: int = 1) -> None:
+    """Validate the time options (``--dt-fs``, ``--frame-interval-fs``, ``--stride``).
+
+    Raises
+    ------
+    InputError
+        Naming the option and value: a time that is not a positive finite number, both or
+        neither time given, or a stride that is not a positive integer.
+    """
+    for name, v in (("--dt-fs", dt_fs), ("--frame-interval-fs", frame_interval_fs)):
+        if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
+            raise InputError(f"{name} {v} is not a positive finite time in fs")
+    if dt_fs is None and frame_interval_fs is None:
+        raise InputError("give the time between frames: --frame-interval-fs (any format), or --dt-fs "
+                         "(the MD time step; the dump's timestep column gives the frame interval)")
+    if dt_fs is not None and frame_interval_fs is not None:
+        raise InputError(f"give either --dt-fs {dt_fs:g} or --frame-interval-fs {frame_interval_fs:g}, not both")
+    if not isinstance(stride, (int, np.integer)) or isinstance(stride, bool) or stride < 1:
+        raise InputError(f"--stride {stride} is not a positive integer")
 
 
 def _symbols_of(frame: DumpFrame, sel: Selection, path: Path) -> list[str]:
@@ -152,23 +220,30 @@ def _symbols_of(frame: DumpFrame, sel: Selection, path: Path) -> list[str]:
 
 
 def load_trajectory(
-    path: str | Path,
+    path,
     selection: Selection,
-    dt_fs: float,
+    dt_fs: float | None = None,
     drift_correction: bool = True,
     system_symbols: list[str] | None = None,
+    frame_interval_fs: float | None = None,
+    stride: int = 1,
 ) -> Trajectory:
     """Read a dump and keep the selected ions' unwrapped positions.
 
     Parameters
     ----------
-    path : str or Path
-        LAMMPS text dump (optionally gzip), or extxyz / ASE ``.traj``.
+    path : str, Path or MDAnalysis Universe
+        LAMMPS text dump (optionally gzip), anything ASE reads (extxyz, ``.traj``, XDATCAR,
+        vasprun.xml), or an MDAnalysis ``Universe``.
     selection : Selection
         Species (by symbol) or types to keep.
-    dt_fs : float
+    dt_fs : float, optional
         MD timestep, fs. Time between frames = difference of the timestep column x ``dt_fs``.
-        (ASE files without a ``timestep`` entry count frames, so pass the frame interval.)
+        Formats without a timestep column need ``frame_interval_fs`` instead.
+    frame_interval_fs : float, optional
+        Time between consecutive frames of the file, fs (the one unambiguous option).
+    stride : int
+        Keep every ``stride``-th frame (the frames are read but not stored).
     drift_correction : bool
         Subtract the displacement of the framework's centre of mass.
     system_symbols : list[str], optional
@@ -182,9 +257,9 @@ def load_trajectory(
     InputError
         Unknown species, unevenly spaced frames, atoms that change between frames, malformed file.
     """
-    path = Path(path)
-    if dt_fs <= 0:
-        raise InputError(f"--dt-fs must be positive, got {dt_fs}")
+    check_time_options(dt_fs, frame_interval_fs, stride)
+    if not (hasattr(path, "trajectory") and hasattr(path, "atoms")):
+        path = Path(path)
     if not selection.species and not selection.types:
         raise InputError("select the mobile ions with --species (e.g. Li) or --types (e.g. 1)")
     pos: list[np.ndarray] = []
@@ -195,7 +270,19 @@ def load_trajectory(
     mask = ids = prev_frac = unwrap_frac = None
     symbols: list[str] = []
     masses_fw = None
-    for frame in iter_frames(path):
+    for k_frame, frame in enumerate(iter_frames(path)):
+        if frame_interval_fs is None and not frame.has_timestep:
+            raise InputError(f"'{path}' gives no time step per frame: pass --frame-interval-fs "
+                             "(the time between its frames, fs)")
+        if frame_interval_fs is not None:
+            frame.timestep = k_frame  # frames counted; the interval is given
+        if k_frame % stride:
+            continue
+        bad = ~np.isfinite(frame.positions_A).all(axis=1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise InputError(f"'{path}' line {frame.line}: frame {k_frame} (timestep {frame.timestep}) has a "
+                             f"non-finite position {frame.positions_A[i].tolist()} for atom id {int(frame.ids[i])}")
         if steps and frame.timestep <= steps[-1]:
             # a run resumed from a restart file appends frames from an earlier step: keep the new ones
             keep = int(np.searchsorted(np.asarray(steps), frame.timestep))
@@ -276,7 +363,7 @@ def load_trajectory(
     cell_arr = np.stack(cells)
     return Trajectory(
         positions_A=positions,
-        time_ps=(steps_a - steps_a[0]) * dt_fs * 1e-3,
+        time_ps=(steps_a - steps_a[0]) * (frame_interval_fs if frame_interval_fs is not None else dt_fs) * 1e-3,
         volume_A3=np.abs(np.linalg.det(cell_arr)),
         cell_A=cell_arr,
         origin_A=np.stack(origins),
