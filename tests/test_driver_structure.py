@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -254,6 +255,11 @@ def test_committed_lif_data_file_matches_its_recipe(tmp_path):
         return [line for line in path.read_text().splitlines() if not line.startswith("#")]
 
     assert body(committed) == body(tmp_path / "again.data")
+    # The header and the JSON sidecar report the added atom (the last one, LAMMPS id 65).
+    assert "# defect: interstitial Li at void, index 64 (id 65)" in committed.read_text()
+    side = json.loads(Path(str(committed) + ".json").read_text())
+    assert side["defect_sites"][0]["index"] == 64
+    assert side["defect_sites"][0]["nearest_A"] == pytest.approx(np.sqrt(3) / 4 * LIF_A_ANGSTROM)
     atoms = _read(committed)
     assert atoms.get_chemical_symbols().count("Li") == 33
     assert atoms.get_chemical_symbols().count("F") == 32
