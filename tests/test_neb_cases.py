@@ -56,3 +56,26 @@ def test_cell_text_and_partition_command():
     assert cmd[:3] == ["mpirun", "-np", "10"] and cmd[cmd.index("-partition") + 1] == "5x2"
     with pytest.raises(InputError, match="ranks per image"):
         neb_command(5, ranks_per_image=0)
+
+
+def test_model_species_from_metadata_and_clear_errors(tmp_path):
+    """``ionmd neb --model`` without --species takes the species from the model's metadata."""
+    import zipfile
+    from pathlib import Path
+
+    from ionmd.neb.potential import model_species
+
+    m = tmp_path / "m.pt"
+    with zipfile.ZipFile(m, "w") as z:
+        z.writestr("m/extra/ionmd.json", '{"species": ["Na", "Cl", "O"]}')
+        z.writestr("m/data.pkl", b"")
+    assert model_species(m) == ["Na", "Cl", "O"]
+    bundled = Path(__file__).resolve().parents[1] / "inputs" / "models" / "lif_mace.pt"
+    if bundled.is_file():
+        assert model_species(bundled) == ["Li", "F"]
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a model")
+    with pytest.raises(InputError, match="junk.pt is not a TorchScript archive"):
+        model_species(junk)
+    with pytest.raises(InputError, match="does not exist"):
+        model_species(tmp_path / "none.pt")

@@ -34,6 +34,23 @@ def ionmd_main(argv: list[str]) -> int:
         return 2
 
 
+def eam_neb_argv(tmp_path, initial, final, *options: str) -> list[str]:
+    """``ionmd neb`` arguments for two Cu end points (written as extxyz) with the EAM potential."""
+    from ase.io import write
+
+    write(tmp_path / "i.extxyz", initial)
+    write(tmp_path / "f.extxyz", final)
+    return [
+        "neb",
+        "--initial", str(tmp_path / "i.extxyz"),
+        "--final", str(tmp_path / "f.extxyz"),
+        "--pair-style", "eam",
+        "--pair-coeff", f"1 1 {eam_file()}",
+        "--species", "Cu",
+        *options,
+    ]  # fmt: skip
+
+
 needs_mpi = pytest.mark.skipif(shutil.which("mpirun") is None, reason="mpirun not on PATH")
 
 
@@ -124,37 +141,13 @@ def test_endpoint_that_relaxes_into_the_other_is_refused(tmp_path):
 @needs_mpi
 def test_unconverged_neb_reports_force_and_profile_but_no_barrier(tmp_path, capsys):
     """A 4-step budget cannot converge: the CLI writes the partial profile, claims no barrier, exits 2."""
-    from ase.io import write
-
     initial, final, _ = cu_vacancy_hop()
-    write(tmp_path / "i.extxyz", initial)
-    write(tmp_path / "f.extxyz", final)
     work = tmp_path / "w"
-    code = ionmd_main(
-        [
-            "neb",
-            "--initial",
-            str(tmp_path / "i.extxyz"),
-            "--final",
-            str(tmp_path / "f.extxyz"),
-            "--pair-style",
-            "eam",
-            "--pair-coeff",
-            f"1 1 {eam_file()}",
-            "--species",
-            "Cu",
-            "--images",
-            "3",
-            "--steps",
-            "4",
-            "--climb-steps",
-            "4",
-            "--ftol",
-            "0.001",
-            "--workdir",
-            str(work),
-        ]
-    )
+    argv = eam_neb_argv(
+        tmp_path, initial, final,
+        "--images", "3", "--steps", "4", "--climb-steps", "4", "--ftol", "0.001",
+    )  # fmt: skip
+    code = ionmd_main([*argv, "--workdir", str(work)])
     out = capsys.readouterr()
     assert code == 2
     assert "did not converge" in out.err and "no barrier is reported" in out.err

@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 from test_neb_eam import A_CU_A, cu_vacancy_hop, eam_file
-from test_neb_errors import ionmd_main
+from test_neb_errors import eam_neb_argv, ionmd_main
 
 from ionmd.errors import IonmdError
 from ionmd.neb.lammps_input import NEBSettings
@@ -165,30 +165,16 @@ def test_real_band_through_a_minimum_is_refused_by_the_cli(tmp_path, capsys):
     refuse the band (exit 2), write no barrier and claim no climbing image.
     """
     from ase.build import bulk
-    from ase.io import write
 
     perfect = bulk("Cu", "fcc", a=A_CU_A, cubic=True).repeat(2)
     initial, final = perfect.copy(), perfect.copy()
     initial.positions[0] += [0.4, 0.0, 0.0]
     final.positions[0] -= [0.4, 0.0, 0.0]
-    write(tmp_path / "i.extxyz", initial)
-    write(tmp_path / "f.extxyz", final)
     work = tmp_path / "w"
-    code = ionmd_main(
-        [
-            "neb",
-            "--initial", str(tmp_path / "i.extxyz"),
-            "--final", str(tmp_path / "f.extxyz"),
-            "--pair-style", "eam",
-            "--pair-coeff", f"1 1 {eam_file()}",
-            "--species", "Cu",
-            "--images", "3",
-            "--no-relax",
-            "--no-climb",
-            "--steps", "50",
-            "--workdir", str(work),
-        ]
-    )  # fmt: skip
+    argv = eam_neb_argv(
+        tmp_path, initial, final, "--images", "3", "--no-relax", "--no-climb", "--steps", "50"
+    )
+    code = ionmd_main([*argv, "--workdir", str(work)])
     err = capsys.readouterr().err
     assert code == 2
     assert "band below end point: end points not minima" in err

@@ -17,21 +17,14 @@ import time
 from pathlib import Path
 
 import pytest
-from test_neb_eam import cu_vacancy_hop, eam_file
+from test_neb_eam import cu_vacancy_hop
+from test_neb_errors import eam_neb_argv
+
+from ionmd.neb.runner import descendant_processes, process_alive
 
 pytestmark = pytest.mark.skipif(shutil.which("mpirun") is None, reason="mpirun not on PATH")
 
 TESTS = Path(__file__).resolve().parent
-
-
-def _stat(pid: int) -> tuple[str, int, str] | None:
-    """(state, parent pid, start time) of a live process, None if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    rest = text[text.rindex(")") + 2 :].split()
-    return rest[0], int(rest[1]), rest[19]
 
 
 def _comm(pid: int) -> str:
@@ -43,50 +36,18 @@ def _comm(pid: int) -> str:
 
 def descendants(root: int) -> dict[int, tuple[str, str]]:
     """Every live descendant of ``root``: pid -> (command name, start time)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            st = _stat(int(entry))
-            if st is not None:
-                children.setdefault(st[1], []).append(int(entry))
-    out: dict[int, tuple[str, str]] = {}
-    todo = [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            st = _stat(c)
-            if st is not None and c not in out:
-                out[c] = (_comm(c), st[2])
-                todo.append(c)
-    return out
-
-
-def alive(pid: int, start: str) -> bool:
-    """The same process (same start time) still exists and is not a zombie."""
-    st = _stat(pid)
-    return st is not None and st[2] == start and st[0] != "Z"
+    return {pid: (_comm(pid), start) for pid, start in descendant_processes(root).items()}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_to_ionmd_neb_stops_every_child_lmp(tmp_path, sig):
-    from ase.io import write
-
     initial, final, _ = cu_vacancy_hop()
-    write(tmp_path / "i.extxyz", initial)
-    write(tmp_path / "f.extxyz", final)
-    argv = [
-        "neb",
-        "--initial", str(tmp_path / "i.extxyz"),
-        "--final", str(tmp_path / "f.extxyz"),
-        "--pair-style", "eam",
-        "--pair-coeff", f"1 1 {eam_file()}",
-        "--species", "Cu",
-        "--images", "3",
-        "--no-relax",
-        "--ftol", "1e-12",
-        "--steps", "1000000",
-        "--climb-steps", "1000000",
+    argv = eam_neb_argv(
+        tmp_path, initial, final,
+        "--images", "3", "--no-relax", "--ftol", "1e-12",
+        "--steps", "1000000", "--climb-steps", "1000000",
         "--workdir", str(tmp_path / "w"),
-    ]  # fmt: skip
+    )  # fmt: skip
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); from test_neb_errors import ionmd_main; "
         "sys.exit(ionmd_main(sys.argv[2:]))"
@@ -113,6 +74,7 @@ def test_signal_to_ionmd_neb_stops_every_child_lmp(tmp_path, sig):
         assert n_lmp >= 3, kids
         time.sleep(1.0)  # let the NEB get going
         kids = descendants(proc.pid)
+        assert all(process_alive(pid, st) for pid, (name, st) in kids.items() if name == "lmp")
         proc.send_signal(sig)
         proc.wait(timeout=30)
     finally:
@@ -121,7 +83,7 @@ def test_signal_to_ionmd_neb_stops_every_child_lmp(tmp_path, sig):
             proc.wait()
     assert proc.returncode != 0
     time.sleep(0.5)
-    survivors = {pid: name for pid, (name, start) in kids.items() if alive(pid, start)}
+    survivors = {pid: name for pid, (name, start) in kids.items() if process_alive(pid, start)}
     for pid in survivors:  # clean up before failing
         os.kill(pid, signal.SIGKILL)
     assert not survivors, f"children left running after {sig.name}: {survivors}"
@@ -145,6 +107,7 @@ def test_stop_process_group_reaches_a_grandchild_in_its_own_session_that_ignores
                 break
             time.sleep(0.05)
         assert sum(1 for name, _ in kids.values() if name == "sleep") >= 2, kids
+        assert all(process_alive(pid, st) for pid, (_, st) in kids.items())
         t0 = time.monotonic()
         stop_process_group(proc, grace_s=1.0)
         assert time.monotonic() - t0 < 5
@@ -153,7 +116,7 @@ def test_stop_process_group_reaches_a_grandchild_in_its_own_session_that_ignores
             proc.kill()
             proc.wait()
     time.sleep(0.2)
-    survivors = {pid: name for pid, (name, start) in kids.items() if alive(pid, start)}
+    survivors = {pid: name for pid, (name, start) in kids.items() if process_alive(pid, start)}
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     assert not survivors, survivors

@@ -366,19 +366,17 @@ def apply_guards(
             FLAG_NOT_CONVERGED,
             f"not converged: stopping criteria {result.stopping_criteria}",
         )
-    for name, ep in result.endpoints.items():
-        if ep.max_displacement_A > max_endpoint_shift_A:
+    moves = [(f"{n} end point", ep.max_displacement_A, "on relaxation") for n, ep in result.endpoints.items()]
+    moves += [
+        (f"{n} replica", d, "during the NEB")
+        for n, d in zip(("initial", "final"), result.endpoint_drift_A, strict=False)
+    ]
+    for what, dist_A, when in moves:
+        if dist_A > max_endpoint_shift_A:
             result.add_flag(
                 FLAG_ENDPOINT_MOVED,
-                f"the {name} end point moved {ep.max_displacement_A:.3f} Å on relaxation "
-                f"(> {max_endpoint_shift_A:g} Å): the band may not be the hop asked for",
-            )
-    for name, drift in zip(("initial", "final"), result.endpoint_drift_A, strict=False):
-        if drift > max_endpoint_shift_A:
-            result.add_flag(
-                FLAG_ENDPOINT_MOVED,
-                f"the {name} replica moved {drift:.3f} Å during the NEB "
-                f"(> {max_endpoint_shift_A:g} Å): the band may not be the hop asked for",
+                f"the {what} moved {dist_A:.3f} Å {when} (> {max_endpoint_shift_A:g} Å): "
+                "the band may not be the hop asked for",
             )
     if not result.climb:
         result.climbing_image = None  # no image climbed: nothing is claimed to be the saddle

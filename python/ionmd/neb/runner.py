@@ -78,7 +78,8 @@ def descendant_processes(root: int) -> dict[int, str]:
     return out
 
 
-def _alive(pid: int, start: str) -> bool:
+def process_alive(pid: int, start: str) -> bool:
+    """Whether process ``pid`` with this start time still runs (and is not a zombie)."""
     st = _proc_stat(pid)
     return st is not None and st[2] == start and st[0] != "Z"
 
@@ -89,7 +90,7 @@ def _signal_all(pgid: int, pids: dict[int, str], sig: int) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     for pid, start in pids.items():
-        if _alive(pid, start):
+        if process_alive(pid, start):
             try:
                 os.kill(pid, sig)
             except (ProcessLookupError, PermissionError):
@@ -111,7 +112,7 @@ def stop_process_group(proc: subprocess.Popen, grace_s: float = GRACE_S) -> None
         return (
             proc.poll() is None
             or _group_alive(pgid)
-            or any(_alive(pid, start) for pid, start in tree.items())
+            or any(process_alive(pid, start) for pid, start in tree.items())
         )
 
     deadline = time.monotonic() + grace_s
