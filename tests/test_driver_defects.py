@@ -158,6 +158,27 @@ def test_junk_cif_error_names_file_and_reason(tmp_path):
     assert "junk.cif" in text
     reason = text.split("junk.cif':", 1)[1].strip()
     assert reason, text
+    # A reader failing without a message still gives a reason.
+    binary = tmp_path / "binary.cif"
+    binary.write_bytes(b"\x00\x01garbage\n")
+    with pytest.raises(InputError, match=r"'.*binary.cif': it is not a valid CIF file \(ASE's"):
+        build_structure(binary)
+
+
+def test_default_calculator_without_chgnet_is_flagged(tmp_path):
+    pytest.importorskip("ase")
+    try:
+        import chgnet  # noqa: F401
+        pytest.skip("CHGNet is installed: the default MD calculator exists")
+    except ImportError:
+        pass
+    from ionmd.models.sampling import SamplePlan, sample_structure
+
+    cif = _cif(tmp_path)
+    result = sample_structure(tmp_path / "f.extxyz", cif, plan=SamplePlan(n_rattle=1, n_short=0),
+                              vacancies=[], interstitials=[])
+    assert result.calculator is None and "md" not in result.counts
+    assert any("CHGNet" in f and f.startswith("no_md") for f in result.flags)
 
 
 def _brute_min_repeats(cell, length):

@@ -113,7 +113,11 @@ def read_structure(path: str | Path) -> Atoms:
     except InputError:
         raise
     except Exception as exc:  # ASE raises many types for unreadable files
-        reason = str(exc).strip() or type(exc).__name__
+        reason = str(exc).strip()
+        if not reason:
+            kind = path.suffix.lstrip(".").upper() or "structure"
+            reason = (f"it is not a valid {kind} file (ASE's reader raised "
+                      f"{type(exc).__name__} without a message)")
         raise InputError(f"cannot read structure file '{path}': {reason}") from exc
     if isinstance(atoms, list):  # pragma: no cover - read() returns the last image
         atoms = atoms[-1]
