@@ -60,6 +60,7 @@ class MatchedNEB:
             "barrier_forward_eV": r.barrier_forward_eV,
             "barrier_backward_eV": r.barrier_backward_eV,
             "max_force_eV_A": r.max_force_eV_A,
+            "flags": list(r.flags),
         }
 
 
@@ -154,9 +155,11 @@ def match_results(
 
 def barrier_text(r: NEBResult) -> str:
     """Short form for a table cell: ``0.161 eV knockoff (217 atoms, converged)``."""
+    flags = f"; flags: {', '.join(r.flags)}" if r.flags else ""
     if r.converged and r.barrier_forward_eV is not None:
-        return f"{r.barrier_forward_eV:.3f} eV {case_name(r)} ({r.n_atoms} atoms, converged)"
-    return f"no barrier: {case_name(r)} ({r.n_atoms} atoms, NOT converged)"
+        return f"{r.barrier_forward_eV:.3f} eV {case_name(r)} ({r.n_atoms} atoms, converged{flags})"
+    why = "REFUSED" if r.refused and r.converged else "NOT converged"
+    return f"no barrier: {case_name(r)} ({r.n_atoms} atoms, {why}{flags})"
 
 
 def neb_markdown(matched: list[MatchedNEB], arrhenius_Ea_eV: dict[str, float]) -> list[str]:
@@ -188,6 +191,8 @@ def neb_markdown(matched: list[MatchedNEB], arrhenius_Ea_eV: dict[str, float]) -
             else "—"
         )
         conv = "yes" if r.converged else f"no (max force {r.max_force_eV_A:.3g} eV/Å)"
+        if r.flags:
+            conv += f"; flags: {', '.join(r.flags)}"
         sha = f" (sha256 {r.model_sha256[:12]})" if r.model_sha256 else ""
         md.append(
             f"| {x.model or '(no sweep model)'} | {'n/a' if ea is None else f'{ea:.3f}'} | "
