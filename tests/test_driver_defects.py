@@ -271,3 +271,16 @@ def test_cli_reports_the_removed_atom(tmp_path):
     assert "defect: vacancy Li at Li(1) 1b, index" in proc.stdout
     assert "defect: interstitial Li at void" in proc.stdout
     assert json.loads((tmp_path / "v.data.json").read_text())["supercell"] == [3, 3, 2]
+
+
+def test_nearest_atom_distance_matches_ase_on_a_skewed_cell():
+    from ase.geometry import get_distances
+
+    from ionmd.driver.defects import _nearest_A
+
+    atoms = bulk("Cu", "fcc", a=3.6).repeat((2, 1, 3))
+    atoms.set_cell(atoms.cell @ np.array([[1, 0.3, 0], [0, 1, 0.4], [0.2, 0, 1]]),
+                   scale_atoms=True)
+    points = np.random.default_rng(0).uniform(-5, 15, (200, 3))
+    _, d = get_distances(points, atoms.positions, cell=atoms.cell, pbc=True)
+    assert np.allclose(_nearest_A(atoms, points), d.min(axis=1), atol=1e-10)

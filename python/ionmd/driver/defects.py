@@ -141,14 +141,25 @@ def perpendicular_widths_A(cell: np.ndarray) -> np.ndarray:
 
 
 def _nearest_A(atoms: Atoms, positions: np.ndarray) -> np.ndarray:
-    """Periodic distance from each of ``positions`` (Cartesian, Å) to the nearest atom."""
-    from ase.geometry import get_distances
+    """Periodic distance from each of ``positions`` (Cartesian, Å) to the nearest atom.
 
-    positions = np.atleast_2d(positions)
+    Uses a k-d tree of the atoms and their 26 neighbouring images in the Minkowski-reduced
+    cell, in which the nearest image of any point is among those 27 copies.
+    """
+    from ase.geometry import minkowski_reduce
+    from scipy.spatial import cKDTree
+
+    positions = np.atleast_2d(np.asarray(positions, dtype=float))
     if len(atoms) == 0:
         return np.full(len(positions), np.inf)
-    _, d = get_distances(positions, atoms.positions, cell=atoms.cell, pbc=True)
-    return d.min(axis=1)
+    reduced, _ = minkowski_reduce(np.array(atoms.cell))
+    inv = np.linalg.inv(reduced)
+    atoms_w = np.mod(atoms.positions @ inv, 1.0) @ reduced
+    points_w = np.mod(positions @ inv, 1.0) @ reduced
+    shifts = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
+    images = (atoms_w[None, :, :] + (shifts @ reduced)[:, None, :]).reshape(-1, 3)
+    d, _ = cKDTree(images).query(points_w)
+    return np.asarray(d)
 
 
 def _nearest_to_each(positions: np.ndarray, target: np.ndarray, atoms: Atoms) -> np.ndarray:
@@ -382,8 +393,9 @@ def apply_defects(
                 names = list(VOID_NAMES) + sorted(named_sites or {})
                 raise InputError(f"{where}: unknown site '{site}': use one of {', '.join(names)} "
                                  "or fractional coordinates x,y,z of the unit cell")
-            free = [f for f in candidates if float(_nearest_A(out, f @ cell)[0]) > min_free]
-            if not free:
+            candidates = np.asarray(candidates, dtype=float).reshape(-1, 3)
+            free = candidates[_nearest_A(out, candidates @ cell) > min_free]
+            if len(free) == 0:
                 raise InputError(f"{where}: no free '{site}' site left")
             frac = free[int(rng.integers(len(free)))]
             label = site if site not in VOID_NAMES else "void"
