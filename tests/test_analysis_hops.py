@@ -132,3 +132,16 @@ def test_poisson_interval():
     assert lo == 0 and hi == pytest.approx(3.689, abs=1e-3)
     lo, hi = poisson_ci95(10)
     assert lo == pytest.approx(4.795, abs=1e-3) and hi == pytest.approx(18.39, abs=1e-2)
+
+
+def test_perfect_reference_counts_the_vacancy_from_the_trajectory():
+    """The reference may be the perfect cell: the vacancy is counted from the MD, not the reference."""
+    from test_analysis_sites import li3n_cell
+
+    traj, _, truth = vacancy_walk(0.1, np.random.default_rng(3))
+    sites = find_sites(as_reference(li3n_cell().repeat((3, 3, 2))), ["Li"], interstitial_frac=np.zeros((0, 3)))
+    assert sites.n_vacancies == 0
+    res = mechanisms_from_trajectory(traj, sites, "Li")
+    assert res.n_vacancies == 1 and res.n_interstitial_ions == 0
+    assert {h.basis for h in res.hop_classes} == {"per vacancy"}
+    assert sum(h.count for h in res.hop_classes) == sum(truth.values())

@@ -14,8 +14,9 @@ setting), its direction: ``in-plane`` (within 5° of the plane normal to c),
 ``along c`` (within 5° of c) or ``<θ>° to c``.
 
 Rates are given per carrier: per vacancy for lattice-to-lattice classes when the
-reference has vacancies, per interstitial ion for classes that touch an
-interstitial site when it has interstitial ions, per ion otherwise; each with an
+trajectory has vacant lattice sites, per interstitial ion for classes that touch an
+interstitial site when it has ions on interstitial sites, per ion otherwise (the
+counts are medians over the frames, so the reference may be perfect or defective); each with an
 exact (Garwood) 95% Poisson interval.
 """
 
@@ -190,10 +191,10 @@ class HopClassifier:
         return len(self.classes) - 1
 
 
-def carriers(sites: SiteSet, hop_class: HopClass, n_ions: int) -> tuple[int, str]:
+def carriers(hop_class: HopClass, n_vacancies: int, n_interstitials: int, n_ions: int) -> tuple[int, str]:
     """Number and name of the carriers a class's rate is normalised by (see the module docstring)."""
-    if hop_class.pair == "L-L" and sites.n_vacancies > 0:
-        return sites.n_vacancies, "per vacancy"
-    if "I" in hop_class.pair and sites.n_interstitial_ions > 0:
-        return sites.n_interstitial_ions, "per interstitial"
+    if hop_class.pair == "L-L" and n_vacancies > 0:
+        return n_vacancies, "per vacancy"
+    if "I" in hop_class.pair and n_interstitials > 0:
+        return n_interstitials, "per interstitial"
     return n_ions, "per ion"

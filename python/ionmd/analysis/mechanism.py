@@ -56,7 +56,7 @@ class SiteOptions:
     min_residence_ps, window_ps : float
         Minimum visit; longest time between the two hops of a knock-off.
     enter_radius_A, leave_radius_A : float or None
-        Hysteresis radii (default 0.4 and 0.6 x the shortest site spacing).
+        Hysteresis radii (default per site: 0.4 and 0.6 x the distance to its nearest other site).
     symprec_A : float
         Position tolerance of the symmetry search.
     """
@@ -175,8 +175,8 @@ class MechanismResult:
         return "\n".join(lines)
 
 
-def assign_sites(traj: Trajectory, sites: SiteSet, enter_radius_A: float,
-                 leave_radius_A: float | None = None) -> np.ndarray:
+def assign_sites(traj: Trajectory, sites: SiteSet, enter_radius_A: float | np.ndarray,
+                 leave_radius_A: float | np.ndarray | None = None) -> np.ndarray:
     """Site index of every ion in every frame, with hysteresis (-1: in transit).
 
     An ion enters the nearest site when it is within ``enter_radius_A`` of it. It
@@ -184,10 +184,14 @@ def assign_sites(traj: Trajectory, sites: SiteSet, enter_radius_A: float,
     ``leave_radius_A`` (default: ``enter_radius_A``, i.e. no hysteresis) from it; it
     then enters the nearer site if within ``enter_radius_A``, else it is in transit.
     In the first frame every ion within ``leave_radius_A`` of its nearest site is on it.
-    Positions are mapped through each frame's fractional coordinates into the reference
-    cell, so a changing (NPT) box is followed.
+    The radii are one number or one per site. Positions are mapped through each
+    frame's fractional coordinates into the reference cell, so a changing (NPT) box
+    is followed.
     """
-    leave = enter_radius_A if leave_radius_A is None else max(leave_radius_A, enter_radius_A)
+    n_sites = len(sites.frac)
+    enter = np.broadcast_to(np.asarray(enter_radius_A, dtype=float), (n_sites,))
+    leave = enter if leave_radius_A is None else np.maximum(
+        np.broadcast_to(np.asarray(leave_radius_A, dtype=float), (n_sites,)), enter)
     n_f, n_i, _ = traj.positions_A.shape
     frac = np.empty_like(traj.positions_A)
     for t in range(n_f):
@@ -200,7 +204,7 @@ def assign_sites(traj: Trajectory, sites: SiteSet, enter_radius_A: float,
     d_near = d_near.reshape(n_f, n_i)
     near = idx[k].reshape(n_f, n_i)
     out = np.full((n_f, n_i), -1, dtype=np.int64)
-    cur = np.where(d_near[0] <= leave, near[0], -1)
+    cur = np.where(d_near[0] <= leave[near[0]], near[0], -1)
     out[0] = cur
     cell = sites.cell_A
     for t in range(1, n_f):
@@ -208,8 +212,8 @@ def assign_sites(traj: Trajectory, sites: SiteSet, enter_radius_A: float,
         d = frac[t] - sites.frac[np.where(on, cur, 0)]
         d -= np.round(d)
         d_cur = np.linalg.norm(d @ cell, axis=1)
-        stay = on & (d_cur <= leave) & ~((near[t] != cur) & (d_near[t] < d_cur))
-        cur = np.where(stay, cur, np.where(d_near[t] <= enter_radius_A, near[t], -1))
+        stay = on & (d_cur <= leave[cur]) & ~((near[t] != cur) & (d_near[t] < d_cur))
+        cur = np.where(stay, cur, np.where(d_near[t] <= enter[near[t]], near[t], -1))
         out[t] = cur
     return out
 
@@ -269,23 +273,45 @@ def classify_hops(hops: list[Hop], window_frames: int) -> list[tuple[str, list[H
     return events
 
 
+def defect_counts(site_of: np.ndarray, sites: SiteSet) -> tuple[int, int]:
+    """Vacant lattice sites and ions on interstitial sites, each the median over the frames.
+
+    Counted from the trajectory itself, so the reference may be the perfect or the
+    defective cell; an ion in transit still holds the last site it was on.
+    """
+    is_lat = sites.kind == "L"
+    n_lat = int(is_lat.sum())
+    n_f, n_i = site_of.shape
+    last = np.where(site_of >= 0, np.arange(n_f)[:, None], 0)
+    np.maximum.accumulate(last, axis=0, out=last)
+    held = site_of[last, np.arange(n_i)[None, :]]
+    vac, inter = [], []
+    for row in held:
+        occ = np.unique(row[row >= 0])
+        n_on_lat = int(np.sum(is_lat[occ]))
+        vac.append(n_lat - n_on_lat)
+        inter.append(len(occ) - n_on_lat)
+    return int(np.median(vac)), int(np.median(inter))
+
+
 def mechanisms_from_trajectory(traj: Trajectory, sites: SiteSet, species: str, min_residence_ps: float = 0.1,
                                window_ps: float = 0.5, assign_radius_A: float | None = None,
                                leave_radius_A: float | None = None) -> MechanismResult:
     """Assign sites, detect hops, and count events per mechanism and per hop class for one trajectory.
 
-    ``assign_radius_A`` is the enter radius (default 0.4 x the shortest site spacing),
-    ``leave_radius_A`` the leave radius (default 0.6 x the spacing).
+    ``assign_radius_A`` is the enter radius, ``leave_radius_A`` the leave radius; by
+    default each site has its own, 0.4 and 0.6 x the distance to its nearest other
+    site (the result records the smallest of each).
     """
     dt = traj.dt_ps
-    sep = sites.min_separation_A() if len(sites.frac) > 1 else float("inf")
-    if assign_radius_A is None:
-        assign_radius_A = 0.4 * sep
-    if leave_radius_A is None:
-        leave_radius_A = max(0.6 * sep, assign_radius_A)
-    if not np.isfinite(assign_radius_A):
-        raise InputError("a single site: give --assign-radius-A")
-    site_of = assign_sites(traj, sites, assign_radius_A, leave_radius_A)
+    if len(sites.frac) < 2 and (assign_radius_A is None or leave_radius_A is None):
+        raise InputError("a single site: give --assign-radius-A and --leave-radius-A")
+    nn = sites.nearest_site_distance_A() if len(sites.frac) > 1 else np.zeros(len(sites.frac))
+    enter = 0.4 * nn if assign_radius_A is None else np.full(len(sites.frac), float(assign_radius_A))
+    leave = np.maximum(0.6 * nn, enter) if leave_radius_A is None else np.full(len(sites.frac),
+                                                                                float(leave_radius_A))
+    assign_radius_A, leave_radius_A = float(enter.min()), float(leave.min())
+    site_of = assign_sites(traj, sites, enter, leave)
     min_frames = max(1, int(np.ceil(min_residence_ps / dt - 1e-9))) if dt > 0 else 1
     window_frames = max(1, int(round(window_ps / dt))) if dt > 0 else 1
     hops = detect_hops(site_of, sites.kind, min_frames)
@@ -294,6 +320,7 @@ def mechanisms_from_trajectory(traj: Trajectory, sites: SiteSet, species: str, m
     counts = {m: 0 for m in MECHANISMS}
     for m, _ in events:
         counts[m] += 1
+    n_vac, n_int = defect_counts(site_of, sites)
     classifier = HopClassifier(sites)
     class_count: dict[int, int] = {}
     for h in hops:
@@ -302,7 +329,7 @@ def mechanisms_from_trajectory(traj: Trajectory, sites: SiteSet, species: str, m
     rates = []
     for c in sorted(class_count, key=lambda c: -class_count[c]):
         hc = classifier.classes[c]
-        n, basis = carriers(sites, hc, traj.n_ions)
+        n, basis = carriers(hc, n_vac, n_int, traj.n_ions)
         rates.append(HopClassRate(hc, class_count[c], duration, n, basis))
     ev = [MechanismEvent(m, float(min(h.arrive_frame for h in hs) * dt),
                          [int(traj.ids[h.ion]) for h in hs], sorted({h.to_site for h in hs} | {h.from_site for h in hs}))
@@ -311,7 +338,7 @@ def mechanisms_from_trajectory(traj: Trajectory, sites: SiteSet, species: str, m
                           sites.n_interstitial, duration, min_residence_ps, window_ps, float(assign_radius_A),
                           events=ev, source=traj.source, leave_radius_A=float(leave_radius_A),
                           transit_fraction=float(np.mean(site_of < 0)), n_ion_frames=int(site_of.size),
-                          n_vacancies=sites.n_vacancies, n_interstitial_ions=sites.n_interstitial_ions,
+                          n_vacancies=n_vac, n_interstitial_ions=n_int,
                           sublattices=[s.to_dict() for s in sites.sublattices], hop_classes=rates)
     res.update_rates()
     return res

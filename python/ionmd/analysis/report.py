@@ -9,14 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ionmd.analysis.arrhenius import ArrheniusResult, fit_arrhenius
-from ionmd.analysis.datafile import read_data_file
-from ionmd.analysis.mechanism import MECHANISMS, MechanismResult, mechanisms_from_trajectory
-from ionmd.analysis.plots import plot_arrhenius, plot_hops, plot_msd
-from ionmd.analysis.sites import find_sites
-from ionmd.analysis.sweep import SweepAnalysis, _run_selection, analyse_sweep, read_sweep
-from ionmd.analysis.trajectory import load_trajectory
-from ionmd.errors import InputError
+from ionmd.analysis.mechanism import SiteOptions
+from ionmd.analysis.mechanism_report import (  # noqa: F401  (re-exported: the report's mechanism API)
+    INTERSTITIAL_HOPS,
+    defect_hop_arrhenius,
+    mechanism_arrhenius,
+    mechanism_section,
+    sweep_mechanisms,
+)
+from ionmd.analysis.plots import plot_arrhenius, plot_msd
+from ionmd.analysis.sweep import SweepAnalysis, analyse_sweep
 from ionmd.neb.sweep_match import (
     MatchedNEB,
     barrier_text,
@@ -31,100 +33,10 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{x:.{digits}g}"
 
 
-def sweep_mechanisms(sweep_dir: Path, species: list[str] | None, reference: str | None
-                     ) -> tuple[dict[str, dict[float, MechanismResult]], list[str]]:
-    """Mechanism counts per (model, T), summed over seeds; runs without a reference are skipped."""
-    data = read_sweep(sweep_dir)
-    out: dict[str, dict[float, MechanismResult]] = {}
-    notes: list[str] = []
-    site_cache: dict[tuple, object] = {}
-    for run in data["runs"]:
-        if run.get("status") != "done":
-            continue
-        ref_path = reference or (sweep_dir / run["data_file"] if run.get("data_file") else None)
-        if ref_path is None or not Path(ref_path).is_file():
-            notes.append(f"{run.get('id')}: no reference data file for the mechanism analysis")
-            continue
-        try:
-            sel = _run_selection(run, sweep_dir / "sweep.json", species)
-            key = (str(ref_path), tuple(sel.species))
-            if key not in site_cache:
-                ref = read_data_file(ref_path, type_map=sel.type_map or None)
-                site_cache[key] = (find_sites(ref, sel.species), ref.symbols)
-            sites, symbols = site_cache[key]
-            traj = load_trajectory(sweep_dir / run["dump"], sel, float(run["dt_fs"]), system_symbols=symbols)
-            res = mechanisms_from_trajectory(traj, sites, sel.label())
-        except InputError as exc:
-            notes.append(f"{run.get('id')}: mechanism analysis skipped: {exc}")
-            continue
-        res.T_K = float(run["T_K"])
-        by_T = out.setdefault(str(run["model"]), {})
-        T = float(run["T_K"])
-        if T in by_T:  # sum seeds: counts and durations add
-            acc = by_T[T]
-            acc.duration_ps += res.duration_ps
-            acc.n_hops += res.n_hops
-            for m in MECHANISMS:
-                acc.counts[m] += res.counts[m]
-            acc.events.extend(res.events)
-            acc.source += f", {res.source}"
-        else:
-            by_T[T] = res
-    for by_T in out.values():
-        for r in by_T.values():
-            r.rates_per_ps = {m: r.counts[m] / r.duration_ps for m in MECHANISMS}
-            r.rates_err_per_ps = {m: max(np.sqrt(r.counts[m]), 1.0) / r.duration_ps for m in MECHANISMS}
-    return out, notes
-
-
-def mechanism_arrhenius(by_T: dict[float, MechanismResult], label: str) -> dict[str, ArrheniusResult]:
-    """Arrhenius fit of each mechanism's rate over the temperatures where it was seen."""
-    fits = {m: defect_hop_arrhenius(by_T, label, (m,)) for m in MECHANISMS}
-    return {m: f for m, f in fits.items() if f is not None}
-
-
-INTERSTITIAL_HOPS = ("interstitialcy", "direct_interstitial")
-"""The mechanisms that move an interstitial defect by one site."""
-
-
-def defect_hop_arrhenius(by_T: dict[float, MechanismResult], label: str,
-                         mechanisms: tuple[str, ...] = INTERSTITIAL_HOPS) -> ArrheniusResult | None:
-    """Arrhenius fit of the defect's total jump rate (events per ps) over temperature.
-
-    With one mechanism it is that mechanism's rate (:func:`mechanism_arrhenius`).
-
-    For a single point defect the tracer D is proportional to its jump rate, but the
-    tracer MSD averages the few ions it moves with all the vibrating ones, so short
-    runs give D with huge errors. The jump rate is counted directly: at each
-    temperature the events of ``mechanisms`` are summed over seeds, the rate is
-    count / duration (1/ps) and its error is Poisson, sqrt(count) / duration (a
-    relative error of 1/sqrt(count) in ln rate). Temperatures without an event are
-    left out (ln 0 is undefined).
-
-    Returns
-    -------
-    ArrheniusResult or None
-        ``quantity`` is ``"rate_per_ps"`` (``D0_cm2_s`` and ``D300K_cm2_s`` hold the
-        prefactor and the 300 K rate, in 1/ps); None if fewer than two temperatures
-        have events.
-    """
-    Ts, rates, errs = [], [], []
-    for T in sorted(by_T):
-        r = by_T[T]
-        n = sum(r.counts.get(m, 0) for m in mechanisms)
-        if n > 0 and r.duration_ps > 0:
-            Ts.append(T)
-            rates.append(n / r.duration_ps)
-            errs.append(np.sqrt(n) / r.duration_ps)
-    if len(set(Ts)) < 2:
-        return None
-    return fit_arrhenius(Ts, rates, errs, label=f"{label} {'+'.join(mechanisms)}",
-                         quantity="rate_per_ps")
-
-
 def write_report(sweep_dir: str | Path, species: list[str] | None = None,
                  charges: dict[str, float] | None = None, reference: str | None = None,
-                 neb: list[str | Path] | None = None) -> tuple[Path, Path]:
+                 neb: list[str | Path] | None = None, site_options: SiteOptions | None = None
+                 ) -> tuple[Path, Path]:
     """Analyse a sweep and write ``report.md``, ``report.html``, ``report.json`` and PNGs into it.
 
     NEB results (``<sweep_dir>/neb/*.json`` and the ``neb`` files) are matched to the sweep's
@@ -135,7 +47,7 @@ def write_report(sweep_dir: str | Path, species: list[str] | None = None,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sw: SweepAnalysis = analyse_sweep(sweep_dir, species=species, charges=charges or None)
-        mech, notes = sweep_mechanisms(sweep_dir, species, reference)
+        mech, notes = sweep_mechanisms(sweep_dir, species, reference, site_options)
     notes = [str(w.message) for w in caught] + notes
     nebs, neb_notes = _neb_barriers(sweep_dir, neb)
     notes += neb_notes
@@ -171,29 +83,8 @@ def write_report(sweep_dir: str | Path, species: list[str] | None = None,
         for T, items in sorted(by_T.items()):
             p = plot_msd(items, figdir / f"msd_{m.replace('/', '_')}_{T:g}K.png", title=f"{m}, {T:g} K")
             md += [f"![MSD {m} {T:g} K]({p.relative_to(sweep_dir)})", ""]
-    mech_json = {}
-    if mech:
-        md += ["## Hop mechanisms", "", "Events per mechanism (seeds summed) and rates per ps (± Poisson).", "",
-               "| model | T (K) | " + " | ".join(MECHANISMS) + " |", "|---|---|" + "---|" * len(MECHANISMS)]
-        for m, by_T in mech.items():
-            for T, r in sorted(by_T.items()):
-                md.append(f"| {m} | {T:g} | " + " | ".join(
-                    f"{r.counts[k]} ({_fmt(r.rates_per_ps[k])}/ps)" for k in MECHANISMS) + " |")
-            p = plot_hops({f"{T:g} K": r.counts for T, r in sorted(by_T.items())},
-                          figdir / f"hops_{m.replace('/', '_')}.png", title=f"Hops per mechanism, {m}")
-            md += ["", f"![hops {m}]({p.relative_to(sweep_dir)})", ""]
-            fits = mechanism_arrhenius(by_T, m)
-            jumps = defect_hop_arrhenius(by_T, m)
-            mech_json[m] = {"by_T": {str(T): r.to_dict() | {"events": len(r.events)} for T, r in by_T.items()},
-                            "arrhenius": {k: f.to_dict() for k, f in fits.items()},
-                            "interstitial_jump_arrhenius": jumps.to_dict() if jumps else None}
-            if jumps is not None:  # the interstitial moves by both mechanisms: one rate, one Ea
-                fits = fits | {"interstitial jumps (" + " + ".join(INTERSTITIAL_HOPS) + ")": jumps}
-            if fits:
-                md += ["| mechanism | Ea (eV) | 95% CI (eV) |", "|---|---|---|"]
-                md += [f"| {k} | {f.Ea_eV:.3f} | {f.Ea_ci95_eV[0]:.3f} – {f.Ea_ci95_eV[1]:.3f} |"
-                       for k, f in fits.items()]
-                md.append("")
+    mech_md, mech_json = mechanism_section(mech, sweep_dir, figdir)
+    md += mech_md
     if notes or sw.skipped:
         md += ["## Notes", ""] + [f"- {n}" for n in dict.fromkeys(sw.skipped + notes)] + [""]
     md_path = sweep_dir / "report.md"

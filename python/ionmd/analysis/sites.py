@@ -29,6 +29,7 @@ Symmetry operations that map the site set onto itself are kept with it
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,6 +171,12 @@ class SiteSet:
     def cartesian(self) -> np.ndarray:
         return self.frac @ self.cell_A
 
+    def nearest_site_distance_A(self) -> np.ndarray:
+        """Distance from each site to its nearest other site (periodic), Å."""
+        tree = cKDTree((self.frac[None] + _IMAGES[:, None]).reshape(-1, 3) @ self.cell_A)
+        d, _ = tree.query(self.cartesian(), k=2)
+        return d[:, 1]
+
     def min_separation_A(self) -> float:
         """Shortest periodic distance between two sites, Å."""
         tree = cKDTree((self.frac[None] + _IMAGES[:, None]).reshape(-1, 3) @ self.cell_A)
@@ -269,11 +276,21 @@ def _spglib_cell(cell: np.ndarray, frac: np.ndarray, symbols: list[str]) -> tupl
     return (cell, np.mod(frac, 1.0), [names.index(s) + 1 for s in symbols])
 
 
+def _spglib(func: str, spg_cell: tuple, symprec_A: float):
+    """Call a spglib function; None when it finds no symmetry (its deprecation notices are silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return getattr(spglib, func)(spg_cell, symprec=symprec_A)
+        except Exception:  # newer spglib raises SpglibError instead of returning None
+            return None
+
+
 def _symmetry(cell: np.ndarray, frac: np.ndarray, symbols: list[str], symprec_A: float):
     """spglib operations (rotations, translations) of a structure; identity only if it finds none."""
     if len(frac) == 0:
         return np.eye(3, dtype=int)[None], np.zeros((1, 3))
-    sym = spglib.get_symmetry(_spglib_cell(cell, frac, symbols), symprec=symprec_A)
+    sym = _spglib("get_symmetry", _spglib_cell(cell, frac, symbols), symprec_A)
     if sym is None:
         return np.eye(3, dtype=int)[None], np.zeros((1, 3))
     return np.asarray(sym["rotations"]), np.asarray(sym["translations"])
@@ -500,7 +517,7 @@ def find_sites(ref: ReferenceStructure, species: list[str], interstitial_frac: n
     # the perfect structure: its space group labels the sublattices and the voids
     p_frac = np.vstack([fw, lat])
     p_sym = fw_sym + lat_sym
-    ds = spglib.get_symmetry_dataset(_spglib_cell(cell, p_frac, p_sym), symprec=symprec_A)
+    ds = _spglib("get_symmetry_dataset", _spglib_cell(cell, p_frac, p_sym), symprec_A)
     if ds is None:
         notes.append("spglib found no symmetry for the perfect structure: one sublattice per species")
         rot, trans, sg = np.eye(3, dtype=int)[None], np.zeros((1, 3)), ""
@@ -577,8 +594,8 @@ def _interstitial_sublattices(inter: np.ndarray, mob: np.ndarray, p_frac: np.nda
         group[(d < tol) & (group < 0)] = n
         n += 1
     wyck = ["?"] * n
-    ds = spglib.get_symmetry_dataset(_spglib_cell(cell, np.vstack([p_frac, inter]), p_sym + ["X"] * len(inter)),
-                                     symprec=symprec_A)
+    ds = _spglib("get_symmetry_dataset", _spglib_cell(cell, np.vstack([p_frac, inter]), p_sym + ["X"] * len(inter)),
+                 symprec_A)
     if ds is not None and len(ds.rotations) == len(rot):
         for g in range(n):
             wyck[g] = str(ds.wyckoffs[len(p_frac) + int(np.flatnonzero(group == g)[0])])
