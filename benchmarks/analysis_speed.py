@@ -13,6 +13,14 @@ Usage::
 
     python benchmarks/analysis_speed.py --frames 10000 --ions 1000 \
         --other-python /work/venvs/analysis-bench/bin/python
+
+``--dump`` instead times reading an ``id type xu yu zu`` LAMMPS dump of
+``--frames`` x ``--atoms`` (half of them selected): the line-by-line reader
+(the old path) and the batched fast path of :mod:`ionmd.lammpsio.dump`, and
+``load_trajectory`` keeping only the selected species, each in its own process
+(atom lines per second and peak extra memory), in the same job::
+
+    python benchmarks/analysis_speed.py --dump --frames 2000 --atoms 600
 """
 
 from __future__ import annotations
@@ -156,8 +164,71 @@ def launch(tool: str, python: str, data: Path, n_ions: int, timeout_s: float) ->
     return {"error": f"failed: {err}"}
 
 
+def write_dump(path: Path, n_frames: int, n_atoms: int, seed: int = 2) -> None:
+    """An ``id type xu yu zu`` dump (types 1 and 2 alternating), written in blocks."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, L_A, (n_atoms, 3))
+    ids = np.arange(1, n_atoms + 1)
+    types = 1 + (ids % 2)
+    with open(path, "w") as fh:
+        for f in range(n_frames):
+            x += rng.normal(0, 0.05, x.shape)
+            fh.write(f"ITEM: TIMESTEP\n{f * 10}\nITEM: NUMBER OF ATOMS\n{n_atoms}\n"
+                     f"ITEM: BOX BOUNDS pp pp pp\n0 {L_A}\n0 {L_A}\n0 {L_A}\nITEM: ATOMS id type xu yu zu\n")
+            np.savetxt(fh, np.column_stack([ids, types, x]), fmt=["%d", "%d", "%.6f", "%.6f", "%.6f"])
+
+
+def dump_worker(mode: str, path: str) -> None:
+    """Read the dump one way in this process; print JSON with seconds, lines/s and peak extra MB."""
+    from ionmd.analysis.trajectory import Selection, load_trajectory
+    from ionmd.lammpsio.dump import iter_dump
+
+    t_imp = time.perf_counter()
+    if mode != "line-by-line":
+        try:
+            import pandas  # noqa: F401 - a one-time start-up cost, reported apart
+        except ImportError:
+            pass
+    t_imp = time.perf_counter() - t_imp
+    base = _current_rss_mb()
+    t0, c0 = time.perf_counter(), time.process_time()
+    n_lines = 0
+    if mode == "trajectory":
+        t = load_trajectory(path, Selection(types=[1]), dt_fs=1.0)
+        n_lines = t.n_frames * 2 * t.n_ions
+    else:
+        for fr in iter_dump(path, fast=(mode == "fast")):
+            n_lines += len(fr.ids)
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"s": dt, "cpu_s": dc, "lines_per_s": n_lines / dt, "lines_per_cpu_s": n_lines / dc,
+                      "import_s": t_imp, "peak_extra_MB": _rss_mb() - base}))
+
+
+def dump_benchmark(n_frames: int, n_atoms: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.lammpstrj"
+        write_dump(path, n_frames, n_atoms)
+        mb = path.stat().st_size / 1e6
+        print(f"# {n_frames} frames x {n_atoms} atoms ('id type xu yu zu', {mb:.0f} MB); one process per reader")
+        out = {}
+        for mode in ("line-by-line", "fast", "trajectory"):
+            proc = subprocess.run([sys.executable, __file__, "--dump-worker", mode, "--data", str(path)],
+                                  capture_output=True, text=True, check=True, env=os.environ | {"OMP_NUM_THREADS": "1"})
+            out[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    ref = out["line-by-line"]["s"]
+    for mode, r in out.items():
+        print(f"{mode:13s} {r['s']:7.2f} s wall {r['cpu_s']:7.2f} s CPU  {r['lines_per_s'] / 1e6:5.2f} M atom "
+              f"lines/s wall, {r['lines_per_cpu_s'] / 1e6:5.2f} per CPU s  {ref / r['s']:4.1f}x vs line-by-line  "
+              f"(+{r['import_s']:.2f} s pandas import)  peak extra {r['peak_extra_MB']:.0f} MB")
+    print("JSON " + json.dumps(out))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dump", action="store_true", help="benchmark dump reading instead (see the docstring)")
+    p.add_argument("--atoms", type=int, default=600, help="atoms per frame of the --dump benchmark")
+    p.add_argument("--dump-worker", help=argparse.SUPPRESS)
     p.add_argument("--frames", type=int, default=10000)
     p.add_argument("--ions", type=int, default=1000)
     p.add_argument("--other-python", default=sys.executable,
@@ -167,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--data", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.dump_worker:
+        dump_worker(args.dump_worker, args.data)
+        return 0
+    if args.dump:
+        return dump_benchmark(args.frames, args.atoms)
     if args.worker:
         run_worker(args.worker, args.data, args.ions)
         return 0

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import gzip
 import io
-import itertools
 import warnings
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +33,7 @@ import numpy as np
 from ionmd.errors import InputError
 
 COORD_SETS = (("xu", "yu", "zu"), ("x", "y", "z"), ("xsu", "ysu", "zsu"), ("xs", "ys", "zs"))
-BATCH_LINES = 400_000  # atom lines parsed together by the fast path
+BATCH_LINES = 100_000  # atom lines parsed together by the fast path (bounds its memory)
 
 
 @dataclass
@@ -112,6 +110,64 @@ def _box_from_lines(header: str, rows: list[list[float]]) -> tuple[np.ndarray, n
     return cell, np.array([xlo, ylo, zlo])
 
 
+class _ByteReader:
+    """Buffered binary reader: text lines for the line-by-line parser, raw byte blocks for the fast path.
+
+    A read error (a damaged gzip stream) is kept and raised once the bytes read before it are used up.
+    """
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+        self.buf = b""
+        self.pos = 0
+        self.eof = False
+        self.error: BaseException | None = None
+
+    def fill_to(self, n_bytes: int) -> bool:
+        """Read until ``n_bytes`` are buffered past ``pos`` (or the end); False if nothing was added."""
+        parts = [self.buf[self.pos :]]
+        have = len(parts[0])
+        added = False
+        while have < n_bytes and not self.eof:
+            try:
+                data = self.raw.read1(max(1 << 16, n_bytes - have))
+            except (OSError, EOFError) as exc:
+                self.error, self.eof = exc, True
+                break
+            if not data:
+                self.eof = True
+                break
+            parts.append(data)
+            have += len(data)
+            added = True
+        self.buf, self.pos = b"".join(parts), 0
+        return added
+
+    def readline(self) -> str:
+        """The next line with its newline; '' at the end (raises a kept read error instead)."""
+        while True:
+            i = self.buf.find(b"\n", self.pos)
+            if i >= 0:
+                line = self.buf[self.pos : i + 1]
+                self.pos = i + 1
+                return line.decode()
+            if not self.fill_to(len(self.buf) - self.pos + (1 << 20)):
+                if self.error is not None:
+                    err, self.error = self.error, None
+                    raise err
+                line = self.buf[self.pos :]
+                self.pos = len(self.buf)
+                return line.decode()
+
+
+def _open_binary(path: Path):
+    if not path.is_file():
+        raise InputError(f"dump file '{path}' does not exist")
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
 def iter_dump(path: str | Path, formats_hint: str | None = None, fast: bool = True) -> Iterator[DumpFrame]:
     """Yield the frames of a LAMMPS text dump one at a time.
 
@@ -128,15 +184,12 @@ def iter_dump(path: str | Path, formats_hint: str | None = None, fast: bool = Tr
         If the file is missing or a line does not parse (the message names the file and line).
     """
     path = Path(path)
-    fh = open_text(path)
-    state = {"n": 0}
-    pending: deque[str] = deque()
-    fast_take = [False]
+    raw = _open_binary(path)
+    rd = _ByteReader(raw)
+    state = {"n": 0, "slow_frames": 0}
 
     def next_line(required: bool = True) -> str | None:
-        if not pending and "stream_error" in cache:
-            raise cache.pop("stream_error")
-        line = pending.popleft() if pending else fh.readline()
+        line = rd.readline()
         if not line:
             if required:
                 raise _Truncated
@@ -144,28 +197,17 @@ def iter_dump(path: str | Path, formats_hint: str | None = None, fast: bool = Tr
         state["n"] += 1
         return line
 
-    def take(n: int) -> list[str]:
-        k = min(n, len(pending))
-        lines = [pending.popleft() for _ in range(k)]
-        if k < n and "stream_error" not in cache:
-            try:
-                lines.extend(itertools.islice(fh, n - k))  # keeps the lines read before an error
-            except (OSError, EOFError) as exc:  # a damaged gzip stream: raised once these lines are used
-                cache["stream_error"] = exc
-        elif k < n and not fast_take[0]:
-            raise cache.pop("stream_error")
-        state["n"] += len(lines)
-        return lines
-
     def next_lines(n: int) -> list[str]:
-        lines = take(n)
+        lines = []
+        for _ in range(n):
+            line = rd.readline()
+            if not line:
+                break
+            lines.append(line)
+        state["n"] += len(lines)
         if len(lines) < n:
             raise _Truncated
         return lines
-
-    def push_back(lines: list[str]) -> None:
-        pending.extendleft(reversed(lines))
-        state["n"] -= len(lines)
 
     cache: dict = {}
 
@@ -173,24 +215,18 @@ def iter_dump(path: str | Path, formats_hint: str | None = None, fast: bool = Tr
         return InputError(f"dump file '{path}' line {line or state['n']}: {msg}")
 
     n_frames = 0
-    with fh:
+    with raw:
         while True:
             try:
-                if fast and "tmpl" in cache and not pending and state["n"] >= cache.get("slow_until", 0):
-                    start = state["n"]
-                    fast_take[0] = True
-                    try:
-                        block = take(cache["tmpl"]["batch_frames"] * cache["tmpl"]["frame_lines"])
-                    finally:
-                        fast_take[0] = False
-                    frames, used = _fast_frames(block, cache["tmpl"], start)
-                    push_back(block[used:])
+                if fast and "tmpl" in cache and state["slow_frames"] <= 0:
+                    frames, n_bad = _fast_frames(rd, cache["tmpl"], state["n"])
                     if frames:
+                        state["n"] += len(frames) * cache["tmpl"]["frame_lines"]
                         for fr in frames:
                             n_frames += 1
                             yield fr
                         continue
-                    cache["slow_until"] = start + len(block)  # re-read this block line by line
+                    state["slow_frames"] = max(1, n_bad)  # re-read these frames line by line
                 line = next_line(required=False)
             except EOFError as exc:  # gzip stream cut after a complete frame
                 warnings.warn(f"dump file '{path}': stream ends early after line {state['n']} ({exc})",
@@ -218,82 +254,125 @@ def iter_dump(path: str | Path, formats_hint: str | None = None, fast: bool = Tr
                 warnings.warn(f"dump file '{path}': stream ends early after line {state['n']} ({exc}); "
                               "the last frame was dropped", stacklevel=2)
                 break
+            state["slow_frames"] -= 1
             n_frames += 1
             yield frame
     if n_frames == 0:
         raise InputError(f"dump file '{path}' contains no complete frame")
 
 
-def _parse_block(text: str, usecols: list[int], n_rows: int, ncol: int) -> np.ndarray | None:
+def _parse_block(data: bytes, usecols: list[int], n_rows: int, ncol: int) -> np.ndarray | None:
     """Numbers of the ``usecols`` columns of ``n_rows`` whitespace-separated rows, or None if they do not parse."""
     try:
         import pandas as pd
     except ImportError:  # NumPy's parser: all columns must be numeric
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            arr = np.fromstring(text, sep=" ")  # noqa: NPY201 - the text mode is not deprecated
+            arr = np.fromstring(data.decode(), sep=" ")  # noqa: NPY201 - the text mode is not deprecated
         if arr.size != n_rows * ncol:
             return None
         return arr.reshape(n_rows, ncol)[:, usecols]
-    try:
-        df = pd.read_csv(io.StringIO(text), sep=r"\s+", header=None, usecols=usecols, engine="c",
-                         na_filter=True)
-    except Exception:  # noqa: BLE001 - any parse problem goes to the line-by-line reader
-        return None
-    if df.shape != (n_rows, len(usecols)):
-        return None
-    try:
-        arr = df.to_numpy(dtype=float)
-    except (TypeError, ValueError):
-        return None
-    if not np.isfinite(arr).all():  # short lines read as NaN, or 'nan' in the file: re-read line by line
-        return None
-    return arr
-
-
-def _fast_frames(block: list[str], t: dict, start: int) -> tuple[list[DumpFrame], int]:
-    """Parse whole frames of the template's layout from ``block``; return them and the lines used."""
-    fl, n = t["frame_lines"], t["n_atoms"]
-    steps, boxes = [], []
-    for j in range(len(block) // fl):
-        h = block[j * fl : j * fl + 9]
-        if not (h[0].startswith("ITEM: TIMESTEP") and h[2].startswith("ITEM: NUMBER OF ATOMS")
-                and h[4] == t["box_header"] and h[8] == t["atoms_line"] and block[j * fl + fl - 1].endswith("\n")):
-            break
+    for sep in (" ", r"\s+"):  # single spaces (LAMMPS' own format, maybe a trailing one), then any
         try:
-            if int(h[3]) != n:
+            df = pd.read_csv(io.BytesIO(data), sep=sep, header=None, engine="c")
+        except Exception:  # noqa: BLE001 - any parse problem goes to the line-by-line reader
+            continue
+        if df.shape[1] == ncol + 1 and df.iloc[:, ncol].isna().all():
+            df = df.iloc[:, :ncol]  # the trailing space LAMMPS writes after the last column
+        if df.shape != (n_rows, ncol):
+            continue
+        try:
+            arr = df.iloc[:, usecols].to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(arr).all():  # short lines read as NaN, or 'nan' in the file: line by line
+            return arr
+    return None
+
+
+def _fast_frames(rd: _ByteReader, t: dict, start: int) -> tuple[list[DumpFrame], int]:
+    """Parse whole frames of the template's layout at the reader's position.
+
+    Returns the frames (the reader advanced past them) and, when none could be parsed, how many
+    frames the line-by-line reader should take over (the reader is then left where it was).
+    """
+    n = t["n_atoms"]
+    target = t["batch_bytes"]
+    while True:
+        if len(rd.buf) - rd.pos < target:
+            rd.fill_to(target)
+        buf, p = rd.buf, rd.pos
+        steps, boxes, bodies, frame_ends = [], [], [], []
+        need_more = False
+        while len(steps) < t["batch_frames"]:
+            ends, q = [], p
+            for _ in range(9):
+                e = buf.find(b"\n", q)
+                if e < 0:
+                    break
+                ends.append(e)
+                q = e + 1
+            if len(ends) < 9:
+                need_more = not rd.eof
                 break
-            steps.append(int(h[1]))
-            boxes.append([[float(x) for x in h[5 + k].split()] for k in range(3)])
-        except ValueError:
-            break
+            lines = [buf[a + 1 : e + 1] for a, e in zip([p - 1, *ends[:-1]], ends, strict=True)]
+            if not (lines[0].startswith(b"ITEM: TIMESTEP") and lines[2].startswith(b"ITEM: NUMBER OF ATOMS")
+                    and lines[4] == t["box_header_b"] and lines[8] == t["atoms_line_b"]):
+                break
+            body_start = ends[8] + 1
+            nxt = buf.find(b"ITEM:", body_start)
+            if nxt < 0:
+                if not rd.eof:
+                    need_more = True
+                    break
+                nxt = len(buf)
+            body = buf[body_start:nxt]
+            if body.count(b"\n") != n or not body.endswith(b"\n"):
+                break
+            try:
+                if int(lines[3]) != n:
+                    break
+                steps.append(int(lines[1]))
+                boxes.append([[float(x) for x in lines[5 + k].split()] for k in range(3)])
+            except ValueError:
+                break
+            bodies.append(body)
+            frame_ends.append(nxt)
+            p = nxt
+        if not steps and need_more and len(rd.buf) - rd.pos >= target:
+            target *= 2  # a frame larger than the batch: read more
+            continue
+        break
     g = len(steps)
     if g == 0:
-        return [], 0
-    body = "".join(itertools.chain.from_iterable(block[j * fl + 9 : (j + 1) * fl] for j in range(g)))
-    arr = _parse_block(body, t["usecols"], g * n, t["ncol"])
+        return [], 1
+    arr = _parse_block(b"".join(bodies), t["usecols"], g * n, t["ncol"])
     if arr is None:
-        return [], 0
+        return [], g
     arr = arr.reshape(g, n, len(t["usecols"]))
     ok = (arr[:, :, 0] == t["raw_ids"]).all(axis=1)
     if t["raw_types"] is not None:
         ok &= (arr[:, :, 1] == t["raw_types"]).all(axis=1)
-    g = int(np.argmin(ok)) if not ok.all() else g
+    if not ok.all():
+        g = int(np.argmin(ok))
+        if g == 0:
+            return [], 1
     frames = []
     pos_cols = t["pos_cols"]
+    fl = t["frame_lines"]
     for j in range(g):
         cell, origin = _box_from_lines(t["box_header"], boxes[j])
         xyz = arr[j][:, pos_cols[:3]]
-        unwrapped = t["unwrapped"]
         if t["scaled"]:
             xyz = origin + xyz @ cell
         if len(pos_cols) == 6:
             xyz = xyz + arr[j][:, pos_cols[3:]] @ cell
         if t["order"] is not None:
             xyz = xyz[t["order"]]
-        frames.append(DumpFrame(steps[j], cell, origin, t["ids"], t["types"], t["elements"], xyz, unwrapped,
+        frames.append(DumpFrame(steps[j], cell, origin, t["ids"], t["types"], t["elements"], xyz, t["unwrapped"],
                                 start + j * fl + 1))
-    return frames, g * fl
+    rd.pos = frame_ends[g - 1]
+    return frames, 0
 
 
 def _read_frame(first: str, next_line, next_lines, fail, start: int, cache: dict) -> DumpFrame:
@@ -419,5 +498,8 @@ def _read_frame(first: str, next_line, next_lines, fail, start: int, cache: dict
             "ids": ids, "types": types, "elements": elements, "order": order,
             "unwrapped": unwrapped, "scaled": coords[0] in ("xs", "xsu"),
             "batch_frames": max(1, BATCH_LINES // max(1, n_atoms)),
+            "batch_bytes": max(1 << 20, min(BATCH_LINES, n_atoms * max(1, BATCH_LINES // max(1, n_atoms)))
+                               * (len(lines[0]) if lines else 64) + 512),
+            "box_header_b": box_header.encode(), "atoms_line_b": atoms_line.encode(),
         }
     return DumpFrame(timestep, cell, origin, ids, types, elements, xyz, unwrapped, start)
