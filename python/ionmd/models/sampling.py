@@ -356,7 +356,7 @@ def hop_frames(
     The line runs from the atom's position to the minimum-image copy of the end
     position; image ``k`` (1..n_images) is at fraction ``t = k / (n_images + 1)``. Every
     other atom stays put. ``info`` carries ``hop_atom``, ``hop_t``, ``hop_start_A`` and
-    ``hop_end_A`` (Cartesian, unwrapped end of the line).
+    ``hop_end_A`` (Cartesian arrays, Å; the end is the unwrapped end of the line).
     """
     from ase.geometry import find_mic
 
@@ -372,8 +372,8 @@ def hop_frames(
             new.positions[index] = start + t * vec
             new.info["hop_atom"] = int(index)
             new.info["hop_t"] = float(t)
-            new.info["hop_start_A"] = " ".join(f"{v:.6f}" for v in start)
-            new.info["hop_end_A"] = " ".join(f"{v:.6f}" for v in stop)
+            new.info["hop_start_A"] = start.copy()
+            new.info["hop_end_A"] = stop.copy()
             out.append(new)
     return out
 
