@@ -287,6 +287,23 @@ def test_resume_refuses_a_directory_held_by_a_live_process(tmp_path):
     assert todo == [r.id for r in runs]
 
 
+def test_start_run_leaves_a_busy_directory_alone(tmp_path):
+    import ionmd.driver.sweep as sweep
+
+    toml = _write_toml(tmp_path, f"lj = {LJ}", temps="[900]")
+    config = load_sweep_config(toml)
+    runs, _ = prepare_sweep(config)
+    path = config.sweep_dir / runs[0].dir / "status.json"
+    before = path.read_text()
+    lock = RunLock.acquire(path.parent, runs[0].id)
+    try:
+        assert sweep.start_run(config, runs[0], 1) is None
+    finally:
+        lock.release()
+    assert runs[0].status == "failed" and "in use by a live process" in runs[0].error
+    assert path.read_text() == before and not (path.parent / "in.lammps").exists()
+
+
 @pytest.mark.parametrize("text", ["{\"id\": \"lj/900K/se", "", "[1, 2]",
                                   '{"id": "other/900K/seed1", "status": "done"}',
                                   '{"id": "lj/900K/seed1", "status": "finished"}'])

@@ -13,8 +13,11 @@ sweep_config
     ``SWEEP.toml`` reading, validation and the Cartesian product of runs.
 runner
     One LAMMPS run as a child process; restart files, dumps and error texts.
+sweepdir
+    The sweep directory's state files: ``RunRecord``, ``status.json`` and the
+    ``sweep.json``/``sweep.csv`` index (one typed reader and writer).
 sweep
-    Rank-0 queue over MPI groups, state files, resume and signals (``ionmd sweep``).
+    Rank-0 queue over MPI groups, resume, run locks and signals (``ionmd sweep``).
 slurm
     Batch scripts for clusters (``ionmd sweep --slurm``).
 """

@@ -5,14 +5,13 @@ into P/R groups. World rank 0 keeps the queue and hands out runs by MPI messages
 (it also leads group 0). Each group leader runs LAMMPS as a child process (see
 :mod:`ionmd.driver.runner` and ``docs/driver.md`` for why), so a run that aborts
 never takes down another group; the other ranks of a group hold their slot and
-sleep. State lives in files (shared contract 2): each run directory has a
-``status.json``, the source of truth, and rank 0 keeps ``sweep.json`` and
-``sweep.csv`` as the index.
+sleep. State lives in files (shared contract 2, read and written by
+:mod:`ionmd.driver.sweepdir`): each run directory has a ``status.json``, the
+source of truth, and rank 0 keeps ``sweep.json`` and ``sweep.csv`` as the index.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shlex
@@ -29,6 +28,7 @@ from typing import Any
 from ionmd.driver.lammps_input import DUMP_FILE, spec_for_data_file, write_md_input
 from ionmd.driver.potential import DEVIATION_FILE
 from ionmd.driver.runner import (
+    LOCK_FILE,
     ChildRun,
     RunBusy,
     RunLock,
@@ -45,69 +45,24 @@ from ionmd.driver.runner import (
 )
 from ionmd.driver.structure import make_structure, read_type_map
 from ionmd.driver.sweep_config import RunPlan, SweepConfig, plan_runs
+from ionmd.driver.sweepdir import (
+    STATUSES,
+    RunRecord,
+    now_utc,
+    read_status,
+    save_status,
+    status_path,
+    write_index,
+)
 from ionmd.errors import InputError, IonmdError
 from ionmd.filehash import file_sha256
 
-STATUSES = ("pending", "running", "done", "failed", "interrupted")
-CSV_COLUMNS = ("id", "model", "structure", "T_K", "seed", "dir", "status", "dump", "data_file",
-               "dt_fs", "dump_every", "species", "attempts", "wall_s", "error")
 TAG_REQUEST, TAG_ASSIGN, TAG_GROUP = 11, 12, 13
 POLL_S = 0.1
 
 
 class SweepInterrupted(IonmdError):
     """The sweep received SIGTERM or SIGINT; running runs were marked interrupted."""
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-@dataclass
-class RunRecord:
-    """A run of the sweep as stored in ``status.json`` and indexed in ``sweep.json``."""
-
-    id: str
-    model: str
-    structure: str
-    T_K: float
-    seed: int
-    dir: str
-    status: str = "pending"
-    dump: str = ""
-    data_file: str = ""
-    dt_fs: float = 1.0
-    dump_every: int = 100
-    species: list[str] | None = None
-    type_map: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    attempts: int = 0
-    created_at: str = ""
-    started_at: str | None = None
-    finished_at: str | None = None
-    wall_s: float = 0.0
-    resumed_from_step: int | None = None
-    host: str | None = None
-    group: int | None = None
-    gpu: int | None = None
-    model_sha256: dict[str, str] = field(default_factory=dict)  # model file -> hash, per attempt
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
-        """Build a record from a ``status.json`` dict (unknown keys are ignored)."""
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 @dataclass
@@ -128,35 +83,7 @@ class SweepSummary:
         return json.dumps(asdict(self), indent=2)
 
 
-# --- State files ---------------------------------------------------------------------------
-
-
-def status_path(sweep_dir: Path, run: RunRecord) -> Path:
-    """Return the ``status.json`` path of ``run``."""
-    return sweep_dir / run.dir / "status.json"
-
-
-def save_status(sweep_dir: Path, run: RunRecord) -> None:
-    """Write ``run``'s ``status.json`` atomically."""
-    path = status_path(sweep_dir, run)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(path, run.to_dict())
-
-
-def write_index(sweep_dir: Path, name: str, runs: list[RunRecord]) -> None:
-    """Write ``sweep.json`` and ``sweep.csv`` (shared contract 2) atomically."""
-    _write_json(sweep_dir / "sweep.json",
-                {"name": name, "updated_at": _now(),
-                 "runs": [{k: v for k, v in r.to_dict().items() if k != "history"} for r in runs]})
-    tmp = sweep_dir / f"sweep.csv.tmp{os.getpid()}"
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_COLUMNS)
-        for r in runs:
-            row = r.to_dict()
-            row["species"] = " ".join(r.species) if r.species else "all"
-            writer.writerow([("" if row[c] is None else row[c]) for c in CSV_COLUMNS])
-    os.replace(tmp, sweep_dir / "sweep.csv")
+# --- Sweep directory ------------------------------------------------------------------
 
 
 def _prepare_structures(config: SweepConfig) -> dict[str, Path]:
@@ -190,7 +117,7 @@ def _record_for(plan: RunPlan, config: SweepConfig, data_files: dict[str, Path])
         dt_fs=float(config.md.get("dt_fs", 1.0)), dump_every=int(config.md.get("dump_every", 100)),
         species=list(config.md.get("species") or [type_map[i] for i in sorted(type_map)]),
         type_map={str(k): v for k, v in type_map.items()},
-        created_at=_now(),
+        created_at=now_utc(),
     )
 
 
@@ -249,30 +176,6 @@ def prepare_sweep(config: SweepConfig, resume: bool = False, retry_failed: bool 
     return runs, todo
 
 
-def read_status(path: Path, run_id: str) -> RunRecord:
-    """Read a run's ``status.json``; raise :class:`InputError` naming the file if it is bad.
-
-    A status file that cannot be read is never taken as "not run yet": that would
-    silently redo (and overwrite) a run that may have finished.
-    """
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict):
-            raise TypeError(f"a JSON {type(data).__name__}, not an object")
-        record = RunRecord.from_dict(data)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as exc:
-        raise InputError(
-            f"{path}: status file of run {run_id} is unreadable or corrupt ({exc}); cannot tell "
-            "whether the run finished, so it is not rerun. Repair the file, or delete it to "
-            "rerun the run from scratch") from None
-    if record.id != run_id or record.status not in STATUSES:
-        raise InputError(
-            f"{path}: status file holds run '{record.id}' with status '{record.status}', "
-            f"expected run '{run_id}' with one of {', '.join(STATUSES)}; repair the file, or "
-            "delete it to rerun the run from scratch")
-    return record
-
-
 def model_changed(run: RunRecord, hashes: dict[str, str]) -> bool:
     """Whether ``run`` ran with model files other than those of ``hashes`` (file -> SHA-256).
 
@@ -305,7 +208,7 @@ def resume_point(run: RunRecord, run_dir: Path, hashes: dict[str, str]) -> tuple
 
 
 def _fresh_run_dir(run_dir: Path) -> None:
-    keep = ("status.json", "run.lock")
+    keep = ("status.json", LOCK_FILE)
     for child in run_dir.iterdir():
         if child.name not in keep and child.is_file():
             child.unlink()
@@ -315,9 +218,12 @@ def start_run(config: SweepConfig, run: RunRecord, ranks: int, gpu: int | None =
               group: int = 0) -> ChildRun | None:
     """Prepare ``run``'s directory and start LAMMPS; return None if it failed at once.
 
-    A run with a readable restart file (left by an interrupted attempt) resumes
-    from it; otherwise it starts fresh from the data file. An unexpected error
-    while preparing (a full disk, say) fails this run only.
+    A run with a complete restart file (left by an interrupted attempt) resumes
+    from it; otherwise it starts fresh from the data file. The run's lock
+    (:class:`~ionmd.driver.runner.RunLock`) is taken first and handed to the
+    LAMMPS child; if another live process holds it, the run is marked failed in
+    memory only and its directory is not touched. An unexpected error while
+    preparing (a full disk, say) fails this run only.
     """
     run_dir = config.sweep_dir / run.dir
     try:
@@ -371,7 +277,7 @@ def _start_run(config: SweepConfig, run: RunRecord, ranks: int, gpu: int | None,
     run.attempts += 1
     run.status = "running"
     run.error = None
-    run.started_at = _now()
+    run.started_at = now_utc()
     run.finished_at = None
     run.host = socket.gethostname()
     run.group = group
@@ -410,7 +316,7 @@ def _start_run(config: SweepConfig, run: RunRecord, ranks: int, gpu: int | None,
 def _finish(config: SweepConfig, run: RunRecord, ok: bool, error: str | None) -> None:
     run.status = "done" if ok else "failed"
     run.error = None if ok else error
-    run.finished_at = _now()
+    run.finished_at = now_utc()
     if run.started_at:
         started = datetime.fromisoformat(run.started_at)
         run.wall_s = round(run.wall_s + (datetime.now(timezone.utc) - started).total_seconds(), 3)
@@ -437,7 +343,7 @@ def interrupt_run(config: SweepConfig, run: RunRecord, child: ChildRun | None) -
         child.release()
     run.status = "interrupted"
     run.error = None
-    run.finished_at = _now()
+    run.finished_at = now_utc()
     if run.history:
         run.history[-1].update({"finished_at": run.finished_at, "status": "interrupted"})
     save_status(config.sweep_dir, run)
@@ -697,11 +603,11 @@ def _mark_interrupted(config: SweepConfig, runs: dict[str, RunRecord], assigned:
     while pending and time.time() < deadline:
         for run_id in list(pending):
             try:
-                data = json.loads(status_path(config.sweep_dir, runs[run_id]).read_text())
-            except (OSError, json.JSONDecodeError):
+                record = read_status(status_path(config.sweep_dir, runs[run_id]), run_id)
+            except InputError:
                 continue
-            if data.get("status") != "running":
-                runs[run_id] = RunRecord.from_dict(data)
+            if record.status != "running":
+                runs[run_id] = record
                 pending.discard(run_id)
         time.sleep(0.05)
     for run_id, run in runs.items():

@@ -34,10 +34,10 @@ import numpy as np
 from ase import Atoms
 
 from ionmd.analysis.dump import iter_dump
+from ionmd.driver.potential import DEVIATION_FILE
 from ionmd.driver.runner import child_env
+from ionmd.driver.sweepdir import index_path, read_index
 from ionmd.errors import IonmdError
-
-DEVIATION_FILE = "model_devi.out"
 
 
 @dataclass
@@ -163,17 +163,16 @@ def run_exploration(explore: dict[str, Any], models: list[Path], out_dir: Path,
         proc = subprocess.run(cmd, cwd=out_dir, env=child_env(), stdout=log,
                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                               preexec_fn=_term_with_parent)
-    index = out_dir / "sweep.json"
-    if not index.is_file():
+    if not index_path(out_dir).is_file():
         raise IonmdError(f"exploration sweep did not run (exit {proc.returncode}); "
                          f"see {out_dir / log_name}")
-    runs = json.loads(index.read_text())["runs"]
-    failed = {r["id"]: r.get("error") for r in runs if r["status"] == "failed"}
-    not_finished = [r["id"] for r in runs if r["status"] not in ("done", "failed")]
+    runs = read_index(out_dir).runs
+    failed = {r.id: r.error for r in runs if r.status == "failed"}
+    not_finished = [r.id for r in runs if r.status not in ("done", "failed")]
     if not_finished:
         raise IonmdError(f"exploration sweep stopped with unfinished runs {not_finished} "
                          f"(exit {proc.returncode}); see {out_dir / log_name}")
-    return {"n_runs": len(runs), "n_done": sum(r["status"] == "done" for r in runs),
+    return {"n_runs": len(runs), "n_done": sum(r.status == "done" for r in runs),
             "n_failed": len(failed), "failed_runs": failed}
 
 
@@ -215,27 +214,27 @@ def collect_frames(explore_dir: Path, with_atoms: bool = True
     the dump and matched by step to ``model_devi.out``; positions are wrapped
     into the cell. With ``with_atoms=False`` the structures are not kept.
     """
-    index = json.loads((explore_dir / "sweep.json").read_text())
+    index = read_index(explore_dir)
     frames: list[ExploredFrame] = []
     structures: list[Atoms] = []
-    for run in index["runs"]:
-        run_dir = explore_dir / run["dir"]
+    for run in index.runs:
+        run_dir = index.run_dir(run)
         devi = read_deviation(run_dir / DEVIATION_FILE)
-        dump = explore_dir / run["dump"]
+        dump = explore_dir / run.dump
         if not devi or not dump.is_file():
             continue
-        dt_ps = float(run.get("dt_fs", 1.0)) / 1000.0
+        dt_ps = float(run.dt_fs) / 1000.0
         first_step = None
         try:
             for frame in iter_dump(dump):
                 if frame.timestep not in devi:
                     continue
                 first_step = frame.timestep if first_step is None else first_step
-                frames.append(ExploredFrame(run["id"], int(frame.timestep),
+                frames.append(ExploredFrame(run.id, int(frame.timestep),
                                             (frame.timestep - first_step) * dt_ps,
-                                            float(run["T_K"]), devi[frame.timestep]))
+                                            float(run.T_K), devi[frame.timestep]))
                 if with_atoms:
-                    structures.append(_atoms(frame, run.get("type_map", {})))
+                    structures.append(_atoms(frame, run.type_map))
         except IonmdError:
             continue  # a dump cut by a crash: keep the frames read so far
     return frames, structures

@@ -10,12 +10,11 @@ frames, the sweep keeps finished runs, training keeps finished members).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ionmd.driver.sweepdir import now_utc, write_json_atomic
 from ionmd.errors import InputError
 from ionmd.learn import STATE_FILE
 
@@ -23,19 +22,7 @@ from ionmd.learn import STATE_FILE
 STEPS = ("data", "train", "evaluate", "explore", "select", "label")
 
 
-def now() -> str:
-    """Return the current UTC time in ISO format."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` atomically."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w") as handle:
-        handle.write(json.dumps(data, indent=2) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+now = now_utc  # the current UTC time in ISO format
 
 
 @dataclass

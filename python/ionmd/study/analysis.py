@@ -11,7 +11,6 @@ from the LAMMPS logs.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from ionmd.analysis.arrhenius import ArrheniusResult
 from ionmd.analysis.mechanism import MechanismResult
 from ionmd.analysis.report import defect_hop_arrhenius, sweep_mechanisms
 from ionmd.analysis.sweep import SweepAnalysis, analyse_sweep
+from ionmd.driver.sweepdir import read_index
 from ionmd.errors import InputError
 from ionmd.study.cost import ModelCost, model_cost
 
@@ -86,10 +86,9 @@ def analyse_demo(sweep_dir: Path) -> DemoAnalysis:
         fit = defect_hop_arrhenius(by_T, m)
         if fit is not None:
             out.hop_arrhenius[m] = fit
-    index = json.loads((sweep_dir / "sweep.json").read_text())
+    index = read_index(sweep_dir)
     by_model: dict[str, list[Path]] = {}
-    for run in index.get("runs", []):
-        if run.get("status") == "done":
-            by_model.setdefault(str(run["model"]), []).append(sweep_dir / run["dir"])
+    for run in index.with_status("done"):
+        by_model.setdefault(run.model, []).append(index.run_dir(run))
     out.costs = {m: model_cost(dirs) for m, dirs in by_model.items()}
     return out
