@@ -131,3 +131,15 @@ def test_interstitial_options():
     assert s.n_interstitial == 1 and s.n_lattice == 54 and s.n_vacancies == 1
     with pytest.raises(InputError, match="no atom of species"):
         find_sites(ref, ["Na"])
+
+
+def test_all_atoms_mobile_vacancy_filled_in_by_lattice_translations():
+    """fcc metal with a vacancy, every atom mobile (no framework): translations restore the site."""
+    from ase.build import bulk
+
+    sc = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3)
+    del sc[7]
+    s = find_sites(as_reference(sc), ["Cu"])
+    assert s.symmetry.spacegroup == "Fm-3m"
+    subs = [(x.label, x.kind, x.wyckoff, x.n_sites, x.n_occupied) for x in s.sublattices]
+    assert subs == [("Cu(1)", "L", "a", 108, 107), ("i(1)", "I", "b", 108, 0), ("i(2)", "I", "c", 216, 0)]

@@ -375,12 +375,14 @@ def _lattice_orbits(frac_all: np.ndarray, symbols: list[str], is_mob: np.ndarray
     mob = frac_all[is_mob]
     mob_sym = [s for s, m in zip(symbols, is_mob, strict=True) if m]
     fw = frac_all[~is_mob]
-    if len(fw) == 0:
-        notes.append("no framework atoms: the lattice sites are the reference positions (vacancies cannot "
-                     "be filled in; give the perfect cell)")
-        return mob, mob_sym, np.zeros((0, 3))
-    rot, trans = _symmetry(cell, fw, [s for s, m in zip(symbols, is_mob, strict=True) if not m], symprec_A)
     tol = max(2 * symprec_A, 0.3)
+    if len(fw) == 0:  # every atom is mobile: the supercell's lattice translations fill the vacancies in
+        rot, trans = _approximate_translations(mob, mob_sym, cell, tol)
+        if len(trans) == 1:
+            notes.append("no framework atoms and no lattice translation inside the cell: the lattice sites are "
+                         "the reference positions (give the perfect cell to fill a vacancy in)")
+    else:
+        rot, trans = _symmetry(cell, fw, [s for s, m in zip(symbols, is_mob, strict=True) if not m], symprec_A)
     # keep the operations that also map (almost all) mobile ions onto ions of their species: a few
     # defects may mismatch, an ordering of the mobile species (which lowers the symmetry) may not
     mob_tree, mob_idx = _periodic_tree(mob, cell)
@@ -404,12 +406,42 @@ def _lattice_orbits(frac_all: np.ndarray, symbols: list[str], is_mob: np.ndarray
             lat.append(orb)
             lat_sym += [mob_sym[i]] * len(orb)
             if members.sum() < len(orb):
-                notes.append(f"{len(orb) - int(members.sum())} vacant {mob_sym[i]} site(s) filled in from the "
-                             "symmetry of the framework")
+                notes.append(f"{len(orb) - int(members.sum())} vacant {mob_sym[i]} site(s) filled in by symmetry "
+                             "(of the framework, or the lattice translations when all atoms are mobile)")
         else:
             extra.append(mob[members])
     lat_f = np.vstack(lat) if lat else np.zeros((0, 3))
     return lat_f, lat_sym, np.vstack(extra) if extra else np.zeros((0, 3))
+
+
+def _approximate_translations(frac: np.ndarray, symbols: list[str], cell: np.ndarray, tol_A: float
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Translations of the cell that map at least 90% of the atoms onto atoms of their species.
+
+    A few vacancies or interstitials do not break them. Returned as (rotations, translations)
+    with identity rotations.
+    """
+    tree, idx = _periodic_tree(frac, cell)
+    names = np.array(symbols)
+    found = [np.zeros(3)]
+    for x in frac[names == names[0]][1:]:
+        t = x - frac[0]
+        d, k = tree.query(np.mod(frac + t, 1.0) @ cell)
+        if np.mean((d < tol_A) & (names[idx[k]] == names)) >= 0.9:
+            found.append(t)
+    trans = np.mod(np.asarray(found), 1.0)
+    # close the group: the translation onto a vacant site is a sum of two found ones
+    for _ in range(2):
+        sums = np.mod(trans[:, None] + trans[None], 1.0).reshape(-1, 3)
+        key = np.round(sums * 1e3).astype(np.int64) % 1000
+        _, first = np.unique(key, axis=0, return_index=True)
+        cand = sums[first]
+        d, _ = _nearest(cand, trans, cell)
+        new = cand[d > tol_A]
+        if len(new) == 0:
+            break
+        trans = np.vstack([trans, _merge(new, cell, tol_A)])
+    return np.repeat(np.eye(3, dtype=int)[None], len(trans), axis=0), trans
 
 
 def _unique_axis(rot_cart: np.ndarray) -> np.ndarray | None:
