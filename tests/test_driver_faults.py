@@ -364,3 +364,61 @@ def test_resumed_run_with_a_deviation_file_appends_to_it(tmp_path, monkeypatch):
              .splitlines() if not line.startswith("#")]
     assert steps == [0, 50, 100, 150]
     assert run.resumed_from_step == 200
+
+
+def _plugin_has(word: bytes) -> bool:
+    from ionmd.plugin import plugin_path
+
+    path = plugin_path()
+    return path is not None and word in Path(path).read_bytes()
+
+
+@pytest.mark.mpi
+def test_resumed_committee_run_continues_its_deviation_file(tmp_path):
+    """D7 end to end: a committee run resumed from the older restart appends to the file."""
+    if not _plugin_has(b"deviation_append"):
+        pytest.skip("installed mlip/torch plugin has no deviation_append keyword")
+    models = Path(__file__).resolve().parents[1] / "inputs" / "models"
+    committee = (f'committee = {{ paths = ["{models / "lif_mace.pt"}", '
+                 f'"{models / "lif_mace_halo.pt"}"] }}')
+    toml = _write_toml(tmp_path, committee, n_prod=100, restart_every=40, temps="[600]",
+                       extra_md="deviation_every = 10")
+    toml.write_text(toml.read_text().replace("seeds = [1, 2]", "seeds = [1]")
+                    .replace("n_equil = 100", "n_equil = 20")
+                    .replace("dump_every = 100", "dump_every = 20"))
+    proc = subprocess.run(_sweep_cmd(toml, np_=1), capture_output=True, text=True, env=_env(),
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sweep_dir = tmp_path / "s"
+    run_id, status = next(iter(_statuses(sweep_dir).items()))
+    run_dir = sweep_dir / status["dir"]
+    devi = run_dir / "model_devi.out"
+    first = devi.read_text().splitlines()
+    steps = {n: restart_step(run_dir / n) for n in ("restart.a.lmp", "restart.b.lmp")}
+    newest, older = max(steps, key=steps.get), min(steps, key=steps.get)
+    assert (steps[older], steps[newest]) == (80, 120)
+    # Killed during the newest write_restart: the resume goes back to step 80.
+    data = (run_dir / newest).read_bytes()
+    (run_dir / newest).write_bytes(data[: len(data) // 2])
+    record = read_status(run_dir / "status.json", run_id)
+    record.status = "interrupted"
+    save_status(sweep_dir, record)
+    resumed = subprocess.run(_sweep_cmd(toml, "--resume", np_=1), capture_output=True,
+                             text=True, env=_env(), timeout=300, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "deviation_append yes" in (run_dir / "in.lammps").read_text()
+    assert _statuses(sweep_dir)[run_id]["resumed_from_step"] == 80
+    after = devi.read_text().splitlines()
+
+    def rows(lines):
+        return [line for line in lines if not line.startswith("#")]
+
+    def step(line):
+        return int(line.split()[0])
+
+    assert [line for line in after if line.startswith("#")] == [first[0]]  # one header
+    # Rows before step 80 are the first attempt's, untouched; from 80 on the same steps again.
+    assert [r for r in rows(after) if step(r) < 80] == [r for r in rows(first) if step(r) < 80]
+    assert [step(r) for r in rows(after) if step(r) >= 80] == \
+        [step(r) for r in rows(first) if step(r) >= 80]
+    assert [step(r) for r in rows(after)][-1] == 120
