@@ -215,7 +215,7 @@ class StudyAnalysis:
     report_md: Path
     report_html: Path
     report: dict[str, Any]
-    hop_classes: list[Any] = field(default_factory=list)
+    hop_classes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -232,39 +232,76 @@ def analyse(cfg: StudyConfig, sweep, cell: CellInfo, nebs: list[Path] | None = N
                          hop_classes=hop_classes_of(report))
 
 
-def hop_classes_of(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The hop classes of the report (first model), most frequent first."""
-    mech = report.get("mechanisms") or {}
-    for model in mech.values():
-        classes = model.get("hop_classes") or []
-        return sorted(classes, key=lambda c: -int(c.get("count", 0)))
-    return []
+def hop_classes_of(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The hop classes of each model in the analysis report, most frequent first."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for model, mech in (report.get("mechanisms") or {}).items():
+        classes = [c.get("hop_class", {}) | {k: v for k, v in c.items() if k != "hop_class"}
+                   for c in mech.get("hop_classes") or []]
+        out[model] = sorted(classes, key=lambda c: -int(c.get("count", 0)))
+    return out
 
 
 # --------------------------------------------------------------------------- neb
 
+def study_potential(cfg: StudyConfig, label: str, symbols: list[str]):
+    """The model ``label`` of the study as NEB potential lines (:class:`ionmd.neb.potential.Potential`)."""
+    from ionmd.neb.potential import Potential
+
+    model = next(m for m in cfg.models if m.label == label)
+    if model.classical:
+        return Potential.from_lines(str(model.pair_style), model.pair_coeff, symbols)
+    return Potential.from_model(str(model.path), symbols)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "hop"
+
+
 def run_hop_nebs(cfg: StudyConfig, outdir: Path, cell: CellInfo, analysis: StudyAnalysis,
                  n_ranks: int, progress: DemoProgress) -> list[Path]:
-    """NEB barrier of each hop class seen in the MD (at most ``neb.max_hop_classes``).
+    """NEB barrier of each hop class seen in the MD, per model (at most ``neb.max_hop_classes``).
 
-    Returns the NEB result files (one per class); finished NEBs are kept on resume.
+    The end points are the perfect supercell with the defect moved by one hop
+    (:func:`ionmd.neb.hops.hop_barrier`), relaxed at fixed cell; the guards of
+    :mod:`ionmd.neb.result` flag bands that are not to be quoted. A class whose NEB
+    already finished (``neb.json`` present) is read back. Returns the result files.
     """
     if not cfg.neb.enabled or cfg.neb.max_hop_classes == 0:
         return []
-    classes = analysis.hop_classes[: cfg.neb.max_hop_classes]
-    if not classes:
+    from ionmd.driver.structure import read_structure
+    from ionmd.errors import IonmdError
+    from ionmd.neb.hops import hop_barrier
+    from ionmd.neb.lammps_input import NEBSettings
+
+    jobs = [(model, c) for model, classes in analysis.hop_classes.items()
+            for c in classes[: cfg.neb.max_hop_classes]]
+    if not jobs:
         progress.message("NEB: no hop class was seen in the MD, so there is no hop to compute")
         return []
-    from ionmd.neb.hops import hop_neb
-
-    outdir.mkdir(parents=True, exist_ok=True)
+    reference = read_structure(cell.perfect_data)
+    settings = NEBSettings(ftol_eV_A=cfg.neb.ftol_eV_A, n1_steps=cfg.neb.steps,
+                           n2_steps=cfg.neb.climb_steps)
+    n_images = cfg.neb.images
     files: list[Path] = []
-    for k, hop in enumerate(classes):
-        slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(hop.get("label", f"class{k}"))).strip("_")
-        target = outdir / f"{k:02d}_{slug}"
-        progress.update(k / len(classes), f"hop class {k + 1}/{len(classes)}: {hop.get('label')}",
-                        force=True)
-        files.append(hop_neb(cfg, cell, hop, target, n_ranks))
+    for k, (model, hop) in enumerate(jobs):
+        target = outdir / _slug(model) / f"{k:02d}_{_slug(str(hop['label']))}"
+        result = target / "neb.json"
+        files.append(result)
+        if result.is_file():
+            continue
+        progress.update(k / len(jobs), f"{model}: hop class {hop['label']} "
+                        f"({k + 1}/{len(jobs)}, {n_images} images)", force=True)
+        try:
+            hop_barrier(reference, hop, study_potential(cfg, model, cell.types), target,
+                        species=cfg.defect.species, n_images=n_images, settings=settings,
+                        ranks_per_image=max(1, cfg.neb.ranks_per_image))
+        except IonmdError as exc:  # one failed band must not lose the others
+            target.mkdir(parents=True, exist_ok=True)
+            (target / "neb_failed.json").write_text(json.dumps(
+                {"model": model, "hop": hop.get("label"), "error": str(exc)}, indent=2) + "\n")
+            files[-1] = target / "neb_failed.json"
+            progress.message(f"NEB {model} {hop['label']} failed: {exc}")
     return files
 
 
