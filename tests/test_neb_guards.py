@@ -65,9 +65,10 @@ def synthetic(
         barrier_backward_eV=float(e.max() - e[-1]),
         climbing_image=top,
         endpoints={
-            "initial": EndpointInfo(-100.0, shift_A, 1e-4, 10),
-            "final": EndpointInfo(-100.0, shift_A, 1e-4, 10),
+            "initial": EndpointInfo(-100.0, 0.5 * shift_A, 1e-4, 10),
+            "final": EndpointInfo(-100.0, 0.5 * shift_A, 1e-4, 10),
         },
+        endpoint_separation_A=[2.85, 2.85 - shift_A],  # relaxed toward each other by shift_A
     )
 
 
@@ -87,7 +88,8 @@ def test_the_issue_case_is_refused_with_every_reason():
     assert r.barrier_forward_eV is None and r.barrier_backward_eV is None
     assert r.climbing_image is None and r.highest_image == 2
     assert "band below end point: end points not minima" in r.message
-    assert "56.0 meV" in r.message and "0.195" in r.message and "0.770 Å" in r.message
+    assert "56.0 meV" in r.message and "0.195" in r.message
+    assert "relaxed 0.770 Å toward each other" in r.message
     with pytest.raises(IonmdError, match="refused: band below end point"):
         r.require_converged()
     assert "REFUSED" in r.summary()
@@ -129,9 +131,12 @@ def test_force_above_ftol_is_never_converged_whatever_lammps_said():
 
 
 def test_endpoint_shift_flag_keeps_the_barrier_and_no_climb_is_labelled():
-    r = apply_guards(synthetic([0.0, 0.2, 0.4, 0.2, 0.0], shift_A=0.31))
+    r = apply_guards(synthetic([0.0, 0.2, 0.4, 0.2, 0.0], shift_A=0.51))
     assert r.flags == [FLAG_ENDPOINT_MOVED] and r.barrier_forward_eV == pytest.approx(0.4)
-    assert apply_guards(synthetic([0.0, 0.2, 0.4, 0.2, 0.0], shift_A=0.31), max_endpoint_shift_A=0.5).flags == []
+    assert apply_guards(synthetic([0.0, 0.2, 0.4, 0.2, 0.0], shift_A=0.45)).flags == []
+    assert apply_guards(synthetic([0.0, 0.2, 0.4, 0.2, 0.0], shift_A=0.45), max_endpoint_shift_A=0.4).flags == [
+        FLAG_ENDPOINT_MOVED
+    ]
     r = apply_guards(synthetic([0.0, 0.2, 0.4, 0.2, 0.0], climb=False))
     assert r.flags == [FLAG_NO_CLIMB] and r.climbing_image is None and r.highest_image == 2
     assert r.barrier_forward_eV == pytest.approx(0.4)
@@ -172,8 +177,9 @@ def test_real_band_through_a_minimum_is_refused_by_the_cli(tmp_path, capsys):
     final.positions[0] -= [0.4, 0.0, 0.0]
     work = tmp_path / "w"
     argv = eam_neb_argv(
-        tmp_path, initial, final, "--images", "3", "--no-relax", "--no-climb", "--steps", "50"
-    )
+        tmp_path, initial, final, "--images", "3", "--no-relax", "--no-climb", "--steps", "50",
+        "--max-endpoint-shift", "0.3",
+    )  # fmt: skip
     code = ionmd_main([*argv, "--workdir", str(work)])
     err = capsys.readouterr().err
     assert code == 2
@@ -190,8 +196,9 @@ def test_real_band_through_a_minimum_is_refused_by_the_cli(tmp_path, capsys):
 
 @needs_mpi
 def test_real_run_flags_end_points_that_moved_more_than_asked(tmp_path):
-    """Unrelaxed Cu vacancy-hop end points relax by a few hundredths of an Å: with a 0.005 Å
-    limit both are flagged; a 20-step plain band is also not converged and not climbing."""
+    """Unrelaxed Cu vacancy-hop end points relax by a few hundredths of an Å, which changes
+    their separation by less than that: flagged against a 1e-4 Å limit only (not by the
+    default); a 20-step plain band is also not converged and not climbing."""
     initial, final, _ = cu_vacancy_hop()
     pot = Potential.from_lines("eam", [f"1 1 {eam_file()}"], ["Cu"])
     r = run_neb(
@@ -201,12 +208,15 @@ def test_real_run_flags_end_points_that_moved_more_than_asked(tmp_path):
         tmp_path,
         n_images=3,
         settings=NEBSettings(n1_steps=20, n2_steps=0, ftol_eV_A=1e-4),
-        max_endpoint_shift_A=0.005,
+        max_endpoint_shift_A=1e-4,
         timeout_s=120,
     )
     moved = [ep.max_displacement_A for ep in r.endpoints.values()]
-    assert all(0.005 < m < 0.3 for m in moved), moved
+    assert all(0.005 < m < 0.5 for m in moved), moved
+    before, after = r.endpoint_separation_A
+    assert before == pytest.approx(A_CU_A / np.sqrt(2)) and 1e-4 < abs(before - after) < 0.5
     assert FLAG_ENDPOINT_MOVED in r.flags and FLAG_NO_CLIMB in r.flags
     assert FLAG_NOT_CONVERGED in r.flags and not r.converged and r.barrier_forward_eV is None
     assert r.climbing_image is None
-    assert "initial end point moved" in r.message and "final end point moved" in r.message
+    assert "each other (separation" in r.message
+    assert FLAG_ENDPOINT_MOVED not in apply_guards(r.__class__(**{**r.__dict__, "flags": []})).flags

@@ -144,6 +144,7 @@ def run_neb(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     endpoints: dict[str, EndpointInfo] = {}
+    separation = [rms_distance_A(initial, final)]
     if relax:
         rel: list[RelaxResult] = relax_endpoints([initial, final], potential, relax_ftol_eV_A)
         check_relaxed_endpoints((initial, final), (rel[0].atoms, rel[1].atoms))
@@ -152,6 +153,7 @@ def run_neb(
                 r.energy_eV, r.max_displacement_A, r.max_force_eV_A, r.n_steps
             )
         initial, final = rel[0].atoms, rel[1].atoms
+    separation.append(rms_distance_A(initial, final))
     images = make_images(initial, final, n_images, interpolation)
     write_neb_input(
         workdir,
@@ -166,6 +168,7 @@ def run_neb(
     result = collect_result(
         workdir, images, settings, potential, interpolation, label, cell, endpoints
     )
+    result.endpoint_separation_A = [float(x) for x in separation]
     return apply_guards(result, below_tol_eV=below_tol_eV, max_endpoint_shift_A=max_endpoint_shift_A)
 
 
