@@ -1,6 +1,9 @@
 // The model-independent view of one rank's atoms that the back ends evaluate.
 // Built by SystemAdaptor from LAMMPS arrays; all tensors live on the CPU in
-// float64 (positions in Angstrom) and index atoms by their LAMMPS index.
+// float64 (positions in Angstrom). Atoms are the model's atoms only: when some
+// LAMMPS types are not handled by the model (NULL in pair_coeff, or skipped by
+// pair_style hybrid), the system is compacted and `atom_index` maps its atoms
+// back to LAMMPS indices; otherwise atom k is LAMMPS atom k.
 #ifndef IONMD_ATOMIC_SYSTEM_H
 #define IONMD_ATOMIC_SYSTEM_H
 
@@ -20,6 +23,7 @@ struct AtomicSystem {
   torch::Tensor cell;         // [3, 3] float64, rows are the box vectors a, b, c (Angstrom)
   bool folded = false;        // true when `owner` is valid (every ghost images a local atom)
   bool halo = false;          // ghosts are graph nodes whose features arrive by halo exchange
+  torch::Tensor atom_index;   // [nall] int64 LAMMPS index of each atom; undefined = identity
 };
 
 // What LAMMPS asks for on this step.

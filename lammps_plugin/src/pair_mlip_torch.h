@@ -55,7 +55,11 @@ class PairMLIPTorch : public Pair {
   std::unique_ptr<LammpsHaloComm> halo_comm_;
   double cutoff_ = 0.0;         // Angstrom, largest committee cutoff
 
+  bool shell_checked_ = false;  // ghost-shell cost checked since the last init
+  const ionmd::AtomicSystem *sys_ = nullptr;    // system being evaluated (for halo comm)
+
   int devi_every_ = 0;          // committee deviation every N steps (0 = off)
+  bool devi_append_ = false;    // open the deviation file in append mode (resumed runs)
   std::string devi_path_;
   FILE *devi_fp_ = nullptr;
   double devi_f_max_ = 0.0;     // latest max force deviation, eV/Angstrom
@@ -64,14 +68,19 @@ class PairMLIPTorch : public Pair {
 
   void allocate();
   void check_committee();
+  void parse_settings(int narg, char **arg, std::vector<std::string> &paths, std::string &device);
   void choose_mode();
+  void report_mode();
+  void check_shell_cost(const ionmd::AtomicSystem &sys);
+  void open_deviation_file();
+  torch::Tensor lammps_rows(const torch::Tensor &rows, const ionmd::AtomicSystem &sys, int64_t nrows);
   torch::Device pick_device(const std::string &spec);
   void set_threads();
   ionmd::Evaluation evaluate(ionmd::ModelBackend &model, const ionmd::AtomicSystem &sys,
                              const ionmd::EvalRequest &req);
-  void scatter(const ionmd::Evaluation &ev);
-  void check_finite(const ionmd::Evaluation &ev);
-  torch::Tensor owned_forces(const ionmd::Evaluation &ev, int64_t nlocal);
+  void scatter(const ionmd::AtomicSystem &sys, const ionmd::Evaluation &ev);
+  void check_finite(const ionmd::AtomicSystem &sys, const ionmd::Evaluation &ev);
+  torch::Tensor owned_forces(const ionmd::AtomicSystem &sys, const ionmd::Evaluation &ev);
   void model_deviation(const ionmd::AtomicSystem &sys, const ionmd::Evaluation &first);
 };
 

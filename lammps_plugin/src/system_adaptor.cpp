@@ -17,6 +17,45 @@ namespace ionmd {
 void SystemAdaptor::set_type_map(const std::vector<int64_t> &type_to_species)
 {
   type_to_species_ = torch::tensor(type_to_species, torch::kInt64);
+  species_of_type_ = type_to_species;
+}
+
+// keep[t] for each LAMMPS type: mapped to a model species and not skipped by the
+// neighbor list (pair_style hybrid skips types that other sub-styles own).
+// Undefined when every type is kept, the common case with no extra work.
+torch::Tensor SystemAdaptor::kept_types(NeighList *list) const
+{
+  const int ntypes = static_cast<int>(species_of_type_.size()) - 1;
+  std::vector<uint8_t> keep(ntypes + 1, 0);
+  bool all = true;
+  for (int t = 1; t <= ntypes; t++) {
+    keep[t] = species_of_type_[t] >= 0 && !(list->iskip && list->iskip[t]);
+    all = all && keep[t];
+  }
+  if (all) return {};
+  return torch::tensor(std::vector<int64_t>(keep.begin(), keep.end()), torch::kInt64).to(torch::kBool);
+}
+
+// Drop the atoms whose type is not kept, renumbering pairs and owners; vectorised,
+// one pass over the arrays. Kept ghosts image kept atoms (same type), so owners
+// and halo exchange stay within the model's atoms.
+void SystemAdaptor::compact(AtomicSystem &s, const torch::Tensor &keep_type, const torch::Tensor &types)
+{
+  auto keep = keep_type.index_select(0, types);                  // [nall] bool
+  auto atom_index = keep.nonzero().view({-1});                   // LAMMPS index of each kept atom
+  auto new_index = torch::cumsum(keep.to(torch::kInt64), 0) - 1;    // valid where keep
+  const int64_t nlocal = keep.narrow(0, 0, s.nlocal).sum().item<int64_t>();
+  auto pair_kept = keep.index_select(0, s.pair_i).logical_and(keep.index_select(0, s.pair_j));
+  const int64_t npairs_local = pair_kept.narrow(0, 0, s.npairs_local).sum().item<int64_t>();
+  s.pair_i = new_index.index_select(0, s.pair_i.masked_select(pair_kept));
+  s.pair_j = new_index.index_select(0, s.pair_j.masked_select(pair_kept));
+  s.npairs_local = npairs_local;
+  s.positions = s.positions.index_select(0, atom_index);
+  s.species = s.species.index_select(0, atom_index);
+  if (s.folded) s.owner = new_index.index_select(0, s.owner.index_select(0, atom_index));
+  s.atom_index = atom_index;
+  s.nlocal = nlocal;
+  s.nall = atom_index.size(0);
 }
 
 AtomicSystem SystemAdaptor::build(NeighList *list, double cutoff, bool fold, bool ghost_pairs)
@@ -28,8 +67,9 @@ AtomicSystem SystemAdaptor::build(NeighList *list, double cutoff, bool fold, boo
 
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   s.positions = torch::from_blob(atom->x[0], {s.nall, 3}, f64).clone();
-  auto types = torch::from_blob(atom->type, {s.nall}, torch::TensorOptions().dtype(torch::kInt32));
-  s.species = type_to_species_.index_select(0, types.to(torch::kInt64));
+  auto types = torch::from_blob(atom->type, {s.nall}, torch::TensorOptions().dtype(torch::kInt32))
+                   .to(torch::kInt64);
+  s.species = type_to_species_.index_select(0, types);
 
   const double *h = domain->h;    // Voigt: xprd yprd zprd yz xz xy
   s.cell = torch::tensor({h[0], 0.0, 0.0, h[5], h[1], 0.0, h[4], h[3], h[2]}, f64).view({3, 3});
@@ -66,6 +106,8 @@ AtomicSystem SystemAdaptor::build(NeighList *list, double cutoff, bool fold, boo
     s.owner = fold_owners(static_cast<int>(s.nlocal), nall);
     s.folded = true;
   }
+  auto keep_type = kept_types(list);
+  if (keep_type.defined()) compact(s, keep_type, types);
   return s;
 }
 
