@@ -148,9 +148,11 @@ def _sweep_pids(toml: Path) -> list[int]:
     return pids
 
 
-def _start_then_kill_sweep(toml: Path, tmp_path: Path, sweep_dir: Path) -> None:
+def _start_then_kill_sweep(toml: Path, tmp_path: Path, sweep_dir: Path, ranks: int = 1) -> None:
     """Start a one-group sweep; once LAMMPS has written a restart, SIGKILL the sweep alone."""
-    proc = subprocess.Popen(_sweep_cmd(toml, np_=1), stdout=subprocess.DEVNULL,
+    cmd = _sweep_cmd(toml, np_=ranks)
+    cmd[cmd.index("--ranks-per-run") + 1] = str(ranks)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=_env(), cwd=tmp_path)
     deadline = time.time() + 120
     ready = False
@@ -179,12 +181,13 @@ def _wait_gone(sweep_dir: Path, wait_s: float = 15.0) -> list[str]:
 
 
 @pytest.mark.mpi
-def test_sigkill_of_the_sweep_alone_leaves_no_orphan_and_resume_completes(tmp_path):
-    """D5: the real LAMMPS binary is the sweep's child and dies with it."""
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_sigkill_of_the_sweep_alone_leaves_no_orphan_and_resume_completes(tmp_path, ranks):
+    """D5: the real LAMMPS binary (or its mpirun) is the sweep's child and dies with it."""
     toml = _write_toml(tmp_path, f"lj = {LJ}", n_prod=60000, restart_every=1000,
                        temps="[900]")
     sweep_dir = tmp_path / "s"
-    _start_then_kill_sweep(toml, tmp_path, sweep_dir)
+    _start_then_kill_sweep(toml, tmp_path, sweep_dir, ranks)
     assert _wait_gone(sweep_dir) == []  # no LAMMPS left writing into the run directories
     before = _statuses(sweep_dir)
     assert "running" in {s["status"] for s in before.values()}  # as the killed sweep left it
