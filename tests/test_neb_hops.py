@@ -164,3 +164,40 @@ def test_hop_type_barriers_of_fcc_cu_vacancy_hops(tmp_path):
     # the direct second-neighbour hop squeezes between two atoms: far higher
     assert r2.barrier_forward_eV > r1.barrier_forward_eV + 1.0
     assert r2.hop.hop_length_A == pytest.approx(A_CU_A)
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="mpirun not on PATH")
+def test_cli_hop_of_a_reference_data_file(tmp_path, capsys):
+    """``ionmd neb --reference`` with the species from the data file's type map (no --species)."""
+    import json
+
+    from test_neb_errors import ionmd_main
+
+    from ionmd.neb.lammps_input import write_data
+
+    write_data(UNIT, tmp_path / "cu.data", ["Cu"])
+    base = [
+        "neb", "--reference", str(tmp_path / "cu.data"),
+        "--pair-style", "eam", "--pair-coeff", f"1 1 {eam_file()}",
+    ]  # fmt: skip
+    assert ionmd_main([*base, "--hop-start", "0.5", "0.5", "0", "--workdir", str(tmp_path)]) == 2
+    assert "--reference needs --hop-start and --hop-end" in capsys.readouterr().err
+    work = tmp_path / "w"
+    code = ionmd_main(
+        [
+            *base,
+            "--hop-start", "0.5", "0.5", "0",
+            "--hop-end", "0", "0", "0",
+            "--hop-label", "Cu 1NN",
+            "--repeat", "3", "3", "3",
+            "--images", "3",
+            "--ftol", "0.005",
+            "--workdir", str(work),
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    res = json.loads((work / "neb.json").read_text())
+    assert res["hop"]["kind"] == "vacancy" and res["hop"]["label"] == "Cu 1NN"
+    assert res["n_atoms"] == 107 and res["flags"] == []
+    # 3 images: the climbing image is the midpoint saddle of this symmetric hop
+    assert res["barrier_forward_eV"] == pytest.approx(0.6702, abs=0.005)

@@ -41,7 +41,40 @@ def register(subparsers) -> None:
         type=Path,
         help="initial end point (ASE-readable, or LAMMPS data with type_map)",
     )
+    src.add_argument(
+        "--reference",
+        type=Path,
+        help="structure for a hop given by --hop-start/--hop-end (ionmd.neb.hops): the end "
+        "points are this structure with its defect moved by one hop",
+    )
     p.add_argument("--final", type=Path, help="final end point (same atoms in the same order)")
+    p.add_argument(
+        "--hop-start",
+        type=float,
+        nargs=3,
+        metavar=("FA", "FB", "FC"),
+        help="--reference: start site of the moving atom, fractional coordinates",
+    )
+    p.add_argument(
+        "--hop-end",
+        type=float,
+        nargs=3,
+        metavar=("FA", "FB", "FC"),
+        help="--reference: end site, fractional coordinates (occupied: vacancy hop; empty: the "
+        "atom at the start moves there)",
+    )
+    p.add_argument(
+        "--hop-species", help="--reference: element of an added interstitial (both sites empty)"
+    )
+    p.add_argument("--hop-label", default="", help="--reference: label stored with the result")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        nargs=3,
+        default=[1, 1, 1],
+        metavar=("NA", "NB", "NC"),
+        help="--reference: supercell of the reference to run the hop in (default 1 1 1)",
+    )
     p.add_argument(
         "--n-cells",
         type=int,
@@ -149,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
             max_endpoint_shift_A=args.max_endpoint_shift,
             below_tol_eV=args.below_endpoint_tol,
         )
+    elif args.reference is not None:
+        result = _run_hop(args)
     else:
         result = _run_general(args)
         result.write_json(args.workdir / "neb.json")
@@ -185,11 +220,64 @@ def species_of_data_file(path: Path) -> list[str] | None:
     return None
 
 
+def _potential(args: argparse.Namespace, file_species: list[str] | None):
+    """The model or classical potential, with its species in LAMMPS type order."""
+    from ionmd.neb.potential import Potential
+
+    if args.model:
+        return Potential.from_model(args.model, args.species or species_of_model(args.model))
+    species = args.species or file_species
+    if not species:
+        raise InputError(
+            "--pair-style needs --species (the symbol of each LAMMPS type, in order) "
+            "unless the structure is a LAMMPS data file with a type map"
+        )
+    return Potential.from_lines(args.pair_style, args.pair_coeff, species)
+
+
+def _settings(args: argparse.Namespace):
+    from ionmd.neb.lammps_input import NEBSettings
+
+    return NEBSettings(
+        ftol_eV_A=args.ftol,
+        n1_steps=args.steps,
+        n2_steps=0 if args.no_climb else args.climb_steps,
+        spring_eV_A2=args.spring,
+    )
+
+
+def _run_hop(args: argparse.Namespace):
+    """One hop of a reference structure (``--reference`` with ``--hop-start``/``--hop-end``)."""
+    from ionmd.neb.hops import Hop, hop_barrier
+    from ionmd.neb.io import read_structure
+
+    if args.hop_start is None or args.hop_end is None:
+        raise InputError("--reference needs --hop-start and --hop-end (fractional coordinates)")
+    if args.no_relax:
+        raise InputError("--reference always relaxes the hop's end points; drop --no-relax")
+    reference = read_structure(args.reference)
+    hop = Hop(args.hop_label, args.hop_start, args.hop_end, args.hop_species)
+    return hop_barrier(
+        reference,
+        hop,
+        _potential(args, species_of_data_file(args.reference)),
+        args.workdir,
+        species=args.hop_species,
+        repeat=args.repeat,
+        n_images=args.images,
+        settings=_settings(args),
+        interpolation=args.interpolation,
+        launcher=args.launcher,
+        timeout_s=args.timeout,
+        ranks_per_image=args.ranks_per_image,
+        max_endpoint_shift_A=args.max_endpoint_shift,
+        below_tol_eV=args.below_endpoint_tol,
+    )
+
+
 def _run_general(args: argparse.Namespace):
     """Structures from files (or a built-in example case with a classical potential)."""
     from ionmd.neb.io import read_structure
-    from ionmd.neb.lammps_input import NEBSettings
-    from ionmd.neb.potential import Potential
     from ionmd.neb.workflow import run_neb
 
     file_species: list[str] | None = None
@@ -213,23 +301,8 @@ def _run_general(args: argparse.Namespace):
         file_species = species_of_data_file(args.initial)
         label = f"{args.initial.name} -> {args.final.name}"
         cell = ""
-    if args.model:
-        species = args.species or species_of_model(args.model)
-        potential = Potential.from_model(args.model, species)
-    else:
-        species = args.species or file_species
-        if not species:
-            raise InputError(
-                "--pair-style needs --species (the symbol of each LAMMPS type, in order) "
-                "unless --initial is a LAMMPS data file with a type map"
-            )
-        potential = Potential.from_lines(args.pair_style, args.pair_coeff, species)
-    settings = NEBSettings(
-        ftol_eV_A=args.ftol,
-        n1_steps=args.steps,
-        n2_steps=0 if args.no_climb else args.climb_steps,
-        spring_eV_A2=args.spring,
-    )
+    potential = _potential(args, file_species)
+    settings = _settings(args)
     result = run_neb(
         initial,
         final,

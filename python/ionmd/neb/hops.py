@@ -59,6 +59,10 @@ class Hop:
     end_frac: np.ndarray
     species: str | None = None
 
+    def __post_init__(self) -> None:
+        self.start_frac = _frac3(self.start_frac, "start_frac")
+        self.end_frac = _frac3(self.end_frac, "end_frac")
+
 
 def as_hop(obj: Any, label: str = "") -> Hop:
     """A :class:`Hop` from any object with ``start_frac``/``end_frac`` (and ``label``).
