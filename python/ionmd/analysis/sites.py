@@ -254,6 +254,8 @@ def _orbit(x: np.ndarray, rot: np.ndarray, trans: np.ndarray, cell: np.ndarray, 
     special position becomes that position, so the orbit stays symmetric.
     """
     img = np.mod(np.einsum("gij,j->gi", rot, x) + trans, 1.0)
+    _, first = np.unique(np.round(img * 1e4).astype(np.int64) % 10000, axis=0, return_index=True)
+    img = img[np.sort(first)]  # exact images coincide: drop them before the tolerance merge
     if len(img) < 2:
         return img
     tree, idx = _periodic_tree(img, cell)
@@ -387,10 +389,13 @@ def _lattice_orbits(frac_all: np.ndarray, symbols: list[str], is_mob: np.ndarray
     # defects may mismatch, an ordering of the mobile species (which lowers the symmetry) may not
     mob_tree, mob_idx = _periodic_tree(mob, cell)
     names = np.array(mob_sym)
+    probe = np.unique(np.linspace(0, len(mob) - 1, min(len(mob), 64)).round().astype(int))  # a sample suffices
     keep = np.zeros(len(rot), dtype=bool)
-    for g, (r, t) in enumerate(zip(rot, trans, strict=True)):
-        d, k = mob_tree.query(np.mod(mob @ r.T + t, 1.0) @ cell)
-        keep[g] = np.mean((d < tol) & (names[mob_idx[k]] == names)) >= 0.9
+    for c in range(0, len(rot), 256):  # batches of operations, one tree query each
+        img = np.mod(np.einsum("gij,nj->gni", rot[c:c + 256], mob[probe]) + trans[c:c + 256, None], 1.0)
+        d, k = mob_tree.query(img.reshape(-1, 3) @ cell)
+        ok = ((d < tol) & (names[mob_idx[k]] == np.tile(names[probe], len(img)))).reshape(len(img), -1)
+        keep[c:c + 256] = ok.mean(axis=1) >= 0.9
     rot, trans = rot[keep], trans[keep]
     lat, lat_sym, extra = [], [], []
     done = np.zeros(len(mob), dtype=bool)
@@ -463,33 +468,39 @@ def _unique_axis(rot_cart: np.ndarray) -> np.ndarray | None:
 
 def site_symmetry(frac: np.ndarray, cell: np.ndarray, rot: np.ndarray, trans: np.ndarray, tol_A: float,
                   spacegroup: str = "") -> SiteSymmetry:
-    """The operations (R, t) that map ``frac`` onto itself, as site permutations (see :class:`SiteSymmetry`)."""
+    """The operations (R, t) that map ``frac`` onto itself, as site permutations (see :class:`SiteSymmetry`).
+
+    One operation per rotation part is kept (the first that maps the sites onto
+    themselves), and every pure translation for the translation classes.
+    """
     n = len(frac)
     tree, idx = _periodic_tree(frac, cell)
-    perms, rots, trans_perms = [], [], []
-    seen: list[np.ndarray] = []
     inv = np.linalg.inv(cell)
-    for r, t in zip(rot, trans, strict=True):
-        img = np.mod(frac @ r.T + t, 1.0)
-        d, k = tree.query(img @ cell)
-        if np.any(d > tol_A):
+    groups: dict[bytes, list[int]] = {}
+    for g, r in enumerate(rot):
+        groups.setdefault(np.asarray(r, dtype=np.int64).tobytes(), []).append(g)
+
+    def perm_of(g: int) -> np.ndarray | None:
+        d, k = tree.query(np.mod(frac @ rot[g].T + trans[g], 1.0) @ cell)
+        return None if np.any(d > tol_A) else idx[k]
+
+    perms, rots, trans_perms = [], [], [np.arange(n)]
+    ident = np.eye(3, dtype=np.int64).tobytes()
+    for key, members in groups.items():
+        if key == ident:
+            trans_perms += [p for p in (perm_of(g) for g in members) if p is not None]
+            perms.append(np.arange(n))
+            rots.append(np.eye(3))
             continue
-        p = idx[k]
-        if np.array_equal(r, np.eye(3)):
-            trans_perms.append(p)
-        if any(np.array_equal(r, s) for s in seen):
-            continue
-        seen.append(r)
-        perms.append(p)
-        rots.append(inv @ r.T @ cell)  # v_cart -> v_cart @ (C^-1 R^T C)
+        for g in members:
+            p = perm_of(g)
+            if p is not None:
+                perms.append(p)
+                rots.append(inv @ rot[g].T @ cell)  # v_cart -> v_cart @ (C^-1 R^T C)
+                break
     if not perms:
         perms, rots = [np.arange(n)], [np.eye(3)]
-    tclass = np.arange(n)
-    for p in trans_perms:
-        tclass = np.minimum(tclass, tclass[p])
-    for _ in range(3):  # close the classes (translation groups are abelian; a few sweeps suffice)
-        for p in trans_perms:
-            tclass = np.minimum(tclass, tclass[p])
+    tclass = np.min(np.stack(trans_perms), axis=0)  # the translations form a group: one pass
     rc = np.asarray(rots)
     return SiteSymmetry(rc, np.asarray(perms), tclass, spacegroup, _unique_axis(rc))
 
