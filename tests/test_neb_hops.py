@@ -201,3 +201,26 @@ def test_cli_hop_of_a_reference_data_file(tmp_path, capsys):
     assert res["n_atoms"] == 107 and res["flags"] == []
     # 3 images: the climbing image is the midpoint saddle of this symmetric hop
     assert res["barrier_forward_eV"] == pytest.approx(0.6702, abs=0.005)
+
+
+def test_hop_classes_of_the_mechanism_analysis_are_accepted():
+    """:class:`ionmd.analysis.hops.HopClass` (label, start_frac, end_frac) goes in as it is."""
+    from ionmd.analysis.hops import HopClass
+
+    hc = HopClass(
+        label="Cu(1)-Cu(1) 2.56 Å",
+        from_sublattice="Cu(1)",
+        to_sublattice="Cu(1)",
+        from_kind="L",
+        to_kind="L",
+        distance_A=A_CU_A / np.sqrt(2),
+        angle_to_axis_deg=None,
+        direction="",
+        start_frac=[0.5, 0.5, 0.0],
+        end_frac=[1.0, 1.0, 0.0],
+    )
+    h = as_hop(hc)
+    assert h.label == hc.label and np.allclose(h.end_frac, [1.0, 1.0, 0.0])
+    ep = hop_endpoints(UNIT, hc, repeat=(3, 3, 3))
+    assert ep.kind == "vacancy" and ep.hop_length_A == pytest.approx(hc.distance_A)
+    assert [t.members for t in group_hops(UNIT, [hc, ((0, 0, 0), (0, 0.5, 0.5))])] == [[0, 1]]
