@@ -153,3 +153,34 @@ def test_mechanism_cli_and_errors(tmp_path, capsys):
     given = parse_fractional_sites("0.125,0.125,0.125; 0.625 0.625 0.625")
     s = find_sites(read_data_file(ref), ["Li"], interstitial_frac=given)
     assert s.n_interstitial == 2 and s.n_lattice == 32 and s.n_vacancies == 1  # the vacancy is kept
+
+
+def test_mechanism_cli_site_options(tmp_path, capsys):
+    """`--interstitials ""` means no interstitial sites and keeps the vacancy; `--perfect` gives the sites."""
+    import argparse
+
+    from ionmd.analysis.cli import register
+
+    dump, ref, _ = _planted(tmp_path, np.random.default_rng(2))
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    out = tmp_path / "m.json"
+    base = ["mechanism", str(dump), "--reference", str(ref), "--species", "Li", "--dt-fs", "1", "--json", str(out)]
+    args = parser.parse_args(base + ["--interstitials", ""])
+    assert args.func(args) == 0
+    res = json.loads(out.read_text())
+    assert res["n_interstitial_sites"] == 0 and res["n_lattice_sites"] == 32
+    assert res["counts"]["interstitialcy"] == 0  # no interstitial sites, so no interstitial mechanism
+    assert [s["label"] for s in res["sublattices"]] == ["Li(1)"]
+    assert "Li(1) (Wyckoff" in capsys.readouterr().out
+    li, f, cell = _rocksalt(2)
+    perfect = _write_data(tmp_path / "perfect.data", li, f, cell)
+    args = parser.parse_args(base + ["--perfect", str(perfect)])
+    assert args.func(args) == 0
+    res = json.loads(out.read_text())
+    assert res["n_lattice_sites"] == 32 and res["n_interstitial_sites"] == 64
+    assert res["counts"]["interstitialcy"] == 1 and res["counts"]["vacancy"] == 1
+    assert res["n_vacancies"] == 1 and res["n_interstitial_ions"] == 1
+    with pytest.raises(InputError, match="--leave-radius-A -1.0 must be a positive number"):
+        args = parser.parse_args(base + ["--leave-radius-A", "-1"])
+        args.func(args)

@@ -161,6 +161,8 @@ class MechanismResult:
         lines = [f"{self.source}: {self.n_ions} {self.species} ions, {self.n_lattice_sites} lattice "
                  f"({self.n_vacancies} vacant) + {self.n_interstitial_sites} interstitial sites, "
                  f"{self.duration_ps:.4g} ps, {self.n_hops} hops",
+                 "  sublattices: " + ", ".join(f"{x['label']} (Wyckoff {x['wyckoff']}, {x['n_sites']} sites)"
+                                               for x in self.sublattices),
                  f"  in transit: {100 * self.transit_fraction:.1f}% of ion-frames"
                  + ("  WARNING: high (transit_fraction_high)" if "transit_fraction_high" in self.flags else "")]
         for m in MECHANISMS:
