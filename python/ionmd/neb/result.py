@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ionmd.errors import InputError, IonmdError
+from ionmd.results import Result
 
 FLAG_BELOW_ENDPOINT = "band_below_endpoint"
 """An image lies below an end point: the end points are not minima; no barrier."""
@@ -80,7 +81,7 @@ class HopInfo:
 
 
 @dataclass
-class NEBResult:
+class NEBResult(Result):
     """Outcome of one NEB calculation (metal units).
 
     ``barrier_forward_eV``/``barrier_backward_eV`` are ``None`` unless the NEB
@@ -192,12 +193,15 @@ class NEBResult:
         return any(f in REFUSING_FLAGS for f in self.flags)
 
     def to_dict(self) -> dict:
-        """Plain-JSON dictionary."""
-        return asdict(self)
+        """Plain-JSON dictionary (:class:`ionmd.results.Result`; nested records as dicts)."""
+        d = super().to_dict()
+        d["endpoints"] = {k: asdict(v) for k, v in self.endpoints.items()}
+        d["hop"] = asdict(self.hop) if self.hop is not None else None
+        return d
 
     def write_json(self, path: Path) -> None:
-        """Write the result as indented JSON."""
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write the result as indented JSON (``to_json``)."""
+        self.to_json(path)
 
     @classmethod
     def read_json(cls, path: Path) -> NEBResult:
@@ -229,7 +233,7 @@ class NEBResult:
         d["endpoints"] = {k: EndpointInfo(**v) for k, v in d.get("endpoints", {}).items()}
         if d.get("hop") is not None:
             d["hop"] = HopInfo(**d["hop"])
-        return cls(**d)
+        return cls.from_dict(d)
 
     def require_converged(self) -> None:
         """Raise :class:`IonmdError` unless the NEB converged and no guard refused it.
