@@ -106,19 +106,22 @@ def rocksalt_lif(n_cells: int = 2, a_A: float = 4.03) -> tuple[np.ndarray, np.nd
 
 
 def write_data_file(path: str | Path, positions_A: np.ndarray, types: np.ndarray, cell_A: np.ndarray,
-                    type_map: dict[int, str], masses: dict[int, float] | None = None) -> Path:
-    """Write an orthogonal LAMMPS data file (atom_style atomic) with the ``type_map:`` header (contract 1)."""
-    path = Path(path)
-    masses = masses or {}
-    tm = " ".join(f"{k}={v}" for k, v in sorted(type_map.items()))
-    rows = "".join(f"{k + 1} {int(t)} {p[0]:.8f} {p[1]:.8f} {p[2]:.8f}\n"
-                   for k, (t, p) in enumerate(zip(types, positions_A, strict=True)))
-    mass_rows = "".join(f"{k} {masses.get(k, 1.0)} # {v}\n" for k, v in sorted(type_map.items()))
-    path.write_text(
-        f"synthetic structure type_map: {tm}\n\n{len(types)} atoms\n{len(type_map)} atom types\n\n"
-        f"0 {cell_A[0, 0]:.8f} xlo xhi\n0 {cell_A[1, 1]:.8f} ylo yhi\n0 {cell_A[2, 2]:.8f} zlo zhi\n\n"
-        f"Masses\n\n{mass_rows}\nAtoms # atomic\n\n{rows}")
-    return path
+                    type_map: dict[int, str]) -> Path:
+    """Write atoms given by type number as a LAMMPS data file with the ``type_map:`` header (contract 1).
+
+    A thin adapter over the one data-file writer, :func:`ionmd.lammpsio.datafile.write_lammps_data`
+    (positions are wrapped into the cell; masses are the elements' own).
+    """
+    from ase import Atoms
+
+    from ionmd.lammpsio.datafile import write_lammps_data
+
+    order = sorted(type_map)
+    if order != list(range(1, len(order) + 1)):
+        raise ValueError(f"type map {type_map} must number the types 1..n")
+    atoms = Atoms([type_map[int(t)] for t in types], positions=positions_A, cell=cell_A, pbc=True)
+    write_lammps_data(atoms, path, [type_map[k] for k in order], description="synthetic structure")
+    return Path(path)
 
 
 def hopping_sweep(sweep_dir: str | Path, temps_K: tuple[float, ...], seeds: tuple[int, ...], Ea_eV: float,
@@ -137,8 +140,7 @@ def hopping_sweep(sweep_dir: str | Path, temps_K: tuple[float, ...], seeds: tupl
     sweep_dir.mkdir(parents=True, exist_ok=True)
     li, f, cell = rocksalt_lif(n_cells, a_A)
     types = np.array([1] * len(li) + [2] * len(f))
-    write_data_file(sweep_dir / "lif.data", np.vstack([li, f]), types, cell, {1: "Li", 2: "F"},
-                    {1: 6.94, 2: 19.0})
+    write_data_file(sweep_dir / "lif.data", np.vstack([li, f]), types, cell, {1: "Li", 2: "F"})
     nn = np.array([[s1, s2, 0] for s1 in (-1, 1) for s2 in (-1, 1)], dtype=float)
     nn = np.vstack([nn, nn[:, [0, 2, 1]], nn[:, [2, 0, 1]]]) * a_A / 2
     runs = []

@@ -1,4 +1,4 @@
-"""Read LAMMPS data files and type maps (type number -> chemical symbol).
+"""LAMMPS data files: read and write, type maps (type number -> chemical symbol), cell conversion.
 
 A data file written by ``ionmd structure`` carries its type map on the first
 (comment) line as ``type_map: 1=Li 2=F``; other data files may name the types
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
+from ase.data import atomic_masses, atomic_numbers
 from ase.data import chemical_symbols as _chemical_symbols
 
 from ionmd.errors import InputError
@@ -201,3 +203,83 @@ def read_data_file(path: str | Path, type_map: dict[int, str] | None = None) -> 
         type_map=dict(type_map),
         path=str(path),
     )
+
+
+def _rotated_cell(cell: np.ndarray) -> np.ndarray:
+    """Return ``cell`` rotated to LAMMPS orientation (a along x, b in the xy plane)."""
+    a, b, c = np.asarray(cell, dtype=float)
+    if np.dot(np.cross(a, b), c) <= 0:
+        raise InputError("cell is left-handed or flat; LAMMPS needs a right-handed cell")
+    lx = np.linalg.norm(a)
+    xy = np.dot(b, a) / lx
+    ly = np.sqrt(np.dot(b, b) - xy**2)
+    xz = np.dot(c, a) / lx
+    yz = (np.dot(b, c) - xy * xz) / ly
+    lz = np.sqrt(np.dot(c, c) - xz**2 - yz**2)
+    return np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
+
+
+def lammps_box(cell: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Return the LAMMPS-oriented cell (rows a, b, c) and the tilt factors (xy, xz, yz).
+
+    LAMMPS requires ``a`` along x, ``b`` in the xy plane and a right-handed cell.
+    Tilt factors are reduced to ``|xy| <= lx/2`` etc. by adding lattice vectors
+    (c - n b, c - m a, b - k a), which leaves the periodic crystal unchanged.
+    """
+    (lx, _, _), (xy, ly, _), (xz, yz, lz) = _rotated_cell(cell)
+    n = np.round(yz / ly)
+    yz, xz = yz - n * ly, xz - n * xy
+    xz -= np.round(xz / lx) * lx
+    xy -= np.round(xy / lx) * lx
+    new = np.array([[lx, 0.0, 0.0], [xy, ly, 0.0], [xz, yz, lz]])
+    return new, (float(xy), float(xz), float(yz))
+
+
+def lammps_positions(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
+    """Return (reduced LAMMPS cell, positions rotated into it and wrapped inside it), in Å."""
+    rotated = _rotated_cell(np.array(atoms.cell))
+    new_cell, _ = lammps_box(np.array(atoms.cell))
+    pos = atoms.cell.scaled_positions(atoms.positions) @ rotated
+    frac = (pos @ np.linalg.inv(new_cell)) % 1.0
+    frac[np.isclose(frac, 1.0, rtol=0, atol=1e-12)] = 0.0
+    return new_cell, frac @ new_cell
+
+
+def write_lammps_data(
+    atoms: Atoms, path: str | Path, types: list[str], description: str = ""
+) -> dict[int, str]:
+    """Write ``atoms`` as a LAMMPS ``atomic`` data file (metal units) and return the type map.
+
+    The first line carries ``type_map: 1=Li 2=F`` (contract 1), the second the
+    matching ``pair_coeff`` symbols; Masses lines end with ``# <symbol>``.
+    """
+    type_map = {i + 1: s for i, s in enumerate(types)}
+    index = {s: i + 1 for i, s in enumerate(types)}
+    new_cell, pos = lammps_positions(atoms)
+    xy, xz, yz = new_cell[1, 0], new_cell[2, 0], new_cell[2, 1]
+    triclinic = any(abs(t) > 1e-10 for t in (xy, xz, yz))
+    tm = " ".join(f"{i}={s}" for i, s in type_map.items())
+    lines = [
+        f"# LAMMPS data file written by ionmd structure; type_map: {tm}",
+        f"# pair_coeff * * {' '.join(types)}",
+    ]
+    lines += [f"# {line}" for line in description.splitlines()]
+    lines += [
+        "",
+        f"{len(atoms)} atoms",
+        f"{len(types)} atom types",
+        "",
+        f"0.0 {new_cell[0, 0]:.10f} xlo xhi",
+        f"0.0 {new_cell[1, 1]:.10f} ylo yhi",
+        f"0.0 {new_cell[2, 2]:.10f} zlo zhi",
+    ]
+    if triclinic:
+        lines.append(f"{xy:.10f} {xz:.10f} {yz:.10f} xy xz yz")
+    lines += ["", "Masses", ""]
+    lines += [f"{i} {atomic_masses[atomic_numbers[s]]:.6f} # {s}" for i, s in type_map.items()]
+    lines += ["", "Atoms # atomic", ""]
+    for n, (sym, p) in enumerate(zip(atoms.get_chemical_symbols(), pos, strict=True), start=1):
+        lines.append(f"{n} {index[sym]} {p[0]:.10f} {p[1]:.10f} {p[2]:.10f}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines) + "\n")
+    return type_map
