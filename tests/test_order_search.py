@@ -27,7 +27,7 @@ from ionmd.order.search import Operators, SearchConfig, genetic_search, random_s
 from ionmd.order.sublattice import build_problem, read_parent
 from ionmd.order.symmetry import CanonicalKeys
 from ionmd.order.testing import PairLatticeCalculator, ising_ab, simple_cubic, square_layer
-from ionmd.order.workflow import run_order
+from ionmd.order.workflow import OrderResult, run_order
 
 J_EV = 0.1
 #: Evaluations within which the search must find the exact ground state (stated budget).
@@ -193,6 +193,7 @@ def test_run_order_outputs_resume_and_determinism(tmp_path, monkeypatch):
     assert n_first == res.n_computed == len((out / "cache.jsonl").read_text().splitlines())
     assert res.search["n_evaluations"] == 60 and res.random["n"] == 60
     assert not res.converged and res.search["stop_reason"] == "budget"
+    assert "not-converged" in res.flags and "no-random-baseline" not in res.flags
     assert res.best_eV_atom == pytest.approx(-0.2)
     top = [read(out / row["extxyz"]) for row in res.top]
     assert [a.info["rank"] for a in top] == [1, 2, 3]
@@ -200,6 +201,7 @@ def test_run_order_outputs_resume_and_determinism(tmp_path, monkeypatch):
     assert energies == sorted(energies) and len({row["key"] for row in res.top}) == 3
     assert read(out / "top" / "rank01.cif").get_chemical_formula() == "Au8Cu8"
     summary = json.loads((out / "summary.json").read_text())
+    assert OrderResult.from_json(out / "summary.json").top == res.top
     assert summary["gap_to_random_min_eV_atom"] == pytest.approx(
         summary["random"]["min"] - summary["best_eV_atom"])
     header = (out / "history.csv").read_text().splitlines()[0]

@@ -60,7 +60,8 @@ def _run(args: argparse.Namespace) -> int:
     res = run_order(args.structure, args.output, args.sublattice, args.supercell, args.energy,
                     args.relax, args.fmax, args.relax_steps, config, args.top_k,
                     args.random_budget, quiet=args.quiet)
-    state = "converged (stagnation)" if res.converged else f"NOT converged ({res.search['stop_reason']})"
+    reason = res.search["stop_reason"]
+    state = f"converged ({reason})" if res.converged else f"NOT converged ({reason})"
     print(f"best ordering: {res.best_eV_atom:.6f} eV/atom after "
           f"{res.search['n_evaluations']} evaluations, {state}")
     if res.random:

@@ -17,9 +17,8 @@ Files written to the output directory:
 from __future__ import annotations
 
 import csv
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -38,18 +37,30 @@ from ionmd.order.search import (
 )
 from ionmd.order.sublattice import VACANCY, OrderProblem, build_problem, read_parent
 from ionmd.order.symmetry import CanonicalKeys
+from ionmd.results import Result
+
+#: Machine-readable flags of an :class:`OrderResult`.
+FLAG_DOCS = {
+    "not-converged": "the search stopped on its budget, not on stagnation: the best "
+    "ordering is only the best found so far",
+    "space-exhausted": "no new distinct ordering came out of 50 tries per child: the "
+    "(small) space is explored (nearly) completely",
+    "no-random-baseline": "random sampling was skipped (--random-budget 0): no gap reported",
+    "duplicates-by-key-only": "pymatgen is missing: the top list is distinct under the "
+    "supercell's symmetry only, not checked by StructureMatcher",
+}
 
 
 @dataclass
-class OrderResult:
+class OrderResult(Result):
     """Summary of one ``ionmd order`` run (``summary.json``).
 
     Attributes
     ----------
     converged
         True when the search stopped on stagnation (``patience`` generations without
-        improvement); False when it ran out of budget, in which case the best
-        ordering is only the best found so far.
+        improvement) or found no new ordering to make; False when it ran out of budget,
+        in which case the best ordering is only the best found so far.
     random
         Energy spread (eV/atom) of random orderings of the same composition with the
         same budget: ``n``, ``min``, ``mean``, ``std``, ``max``; empty when skipped.
@@ -57,6 +68,8 @@ class OrderResult:
         Random minimum (mean) minus the best energy found; None without random sampling.
     duplicates_checked_by
         ``canonical key + StructureMatcher`` or ``canonical key`` (pymatgen missing).
+    flags
+        Machine-readable caveats (see :data:`FLAG_DOCS`).
     """
 
     structure: str
@@ -76,10 +89,7 @@ class OrderResult:
     n_cached_at_start: int = 0
     n_computed: int = 0
     wall_s: float = 0.0
-
-    def to_json(self) -> str:
-        """The result as JSON text."""
-        return json.dumps(asdict(self), indent=2)
+    flags: list[str] = field(default_factory=list)
 
 
 def candidate_atoms(problem: OrderProblem, cand: Candidate) -> Atoms:
@@ -261,7 +271,7 @@ def run_order(structure: str | Path, output_dir: str | Path, sublattices: list[s
     result = OrderResult(
         structure=str(structure), energy=energy, relax=relax, problem=problem.describe(),
         n_symmetry_operations=keys.n_operations, seed=config.seed, search=ga.to_dict(),
-        converged=ga.stop_reason == "stagnation", best_eV_atom=ga.best_eV_atom,
+        converged=ga.stop_reason in ("stagnation", "exhausted"), best_eV_atom=ga.best_eV_atom,
         top=top_rows, duplicates_checked_by=checked, n_cached_at_start=n_start,
         n_computed=len(cache) - n_start)
     if rnd is not None:
@@ -271,8 +281,16 @@ def run_order(structure: str | Path, output_dir: str | Path, sublattices: list[s
                          "max": float(e.max())}
         result.gap_to_random_min_eV_atom = float(e.min() - ga.best_eV_atom)
         result.gap_to_random_mean_eV_atom = float(e.mean() - ga.best_eV_atom)
+    if ga.stop_reason == "budget":
+        result.flags.append("not-converged")
+    elif ga.stop_reason == "exhausted":
+        result.flags.append("space-exhausted")
+    if rnd is None:
+        result.flags.append("no-random-baseline")
+    if checked == "canonical key":
+        result.flags.append("duplicates-by-key-only")
     result.wall_s = time.time() - t0
-    (out / "summary.json").write_text(result.to_json() + "\n")
+    result.to_json(out / "summary.json")
     if prog is not None:
         prog.line(f"done: best {ga.best_eV_atom:.6f} eV/atom after {ga.n_evaluations} "
                   f"evaluations ({ga.stop_reason}); {result.n_computed} computed this run")
