@@ -99,7 +99,9 @@ def test_a_band_with_an_image_below_its_end_points_must_be_refused():
     """Even a converged climbing-image band is refused when an image dips below an end point."""
     r = apply_guards(synthetic([0.0, 0.2, 0.5, -0.02, 0.01]))
     assert r.flags == [FLAG_BELOW_ENDPOINT]
-    assert r.refused and r.barrier_forward_eV is None
+    assert r.refused and r.barrier_forward_eV is None and not r.converged
+    with pytest.raises(IonmdError, match="refused: band below end point"):
+        r.require_converged()
     # below the *lower* end point counts, not only below the initial one
     r = apply_guards(synthetic([0.10, 0.3, 0.5, 0.08, 0.09]))
     assert FLAG_BELOW_ENDPOINT in r.flags and "10.0 meV" in r.message

@@ -99,7 +99,7 @@ class NEBResult(Result):
         Atoms per image and images (= partitions) including the end points.
     converged
         Whether the final (climbing) stage stopped on its tolerance *and* the achieved NEB
-        force is at most ``ftol_eV_A``.
+        force is at most ``ftol_eV_A`` *and* no guard refused the band (``flags``).
     max_force_eV_A
         Largest NEB force on any replica at the end (the achieved force).
     ftol_eV_A
@@ -406,6 +406,7 @@ def apply_guards(
             "not the saddle",
         )
     if result.refused or not result.converged:
+        result.converged = False  # callers read converged as "has a barrier"
         result.barrier_forward_eV = None
         result.barrier_backward_eV = None
     return result

@@ -158,7 +158,7 @@ def barrier_text(r: NEBResult) -> str:
     flags = f"; flags: {', '.join(r.flags)}" if r.flags else ""
     if r.converged and r.barrier_forward_eV is not None:
         return f"{r.barrier_forward_eV:.3f} eV {case_name(r)} ({r.n_atoms} atoms, converged{flags})"
-    why = "REFUSED" if r.refused and r.converged else "NOT converged"
+    why = "REFUSED" if r.refused else "NOT converged"
     return f"no barrier: {case_name(r)} ({r.n_atoms} atoms, {why}{flags})"
 
 
@@ -190,7 +190,9 @@ def neb_markdown(matched: list[MatchedNEB], arrhenius_Ea_eV: dict[str, float]) -
             if r.converged and r.barrier_backward_eV is not None
             else "—"
         )
-        conv = "yes" if r.converged else f"no (max force {r.max_force_eV_A:.3g} eV/Å)"
+        conv = "yes" if r.converged else (
+            "refused" if r.refused else f"no (max force {r.max_force_eV_A:.3g} eV/Å)"
+        )
         if r.flags:
             conv += f"; flags: {', '.join(r.flags)}"
         sha = f" (sha256 {r.model_sha256[:12]})" if r.model_sha256 else ""
