@@ -22,6 +22,29 @@ ModelInfo mace_info(const torch::jit::Module &module, const std::string &path, c
   return info;
 }
 
+MaceGraph mace_graph(const AtomicSystem &s)
+{
+  // Edge (sender, receiver) carries the vector x[receiver] - x[sender] + shift,
+  // with shift = unit_shift @ cell.
+  MaceGraph g;
+  if (s.folded) {
+    // One rank: the graph is the periodic cell itself; ghosts become shifts.
+    g.n = s.nlocal;
+    g.sender = s.pair_i.narrow(0, 0, s.npairs_local);
+    auto pj = s.pair_j.narrow(0, 0, s.npairs_local);
+    g.receiver = s.owner.index_select(0, pj);
+    auto offset = s.positions.index_select(0, pj) - s.positions.index_select(0, g.receiver);
+    g.unit_shifts = torch::round(torch::matmul(offset, torch::linalg_inv(s.cell)));
+  } else {
+    // Ghost shell: ghosts are nodes at their real positions, edges carry no shift.
+    g.n = s.nall;
+    g.sender = s.pair_i;
+    g.receiver = s.pair_j;
+    g.unit_shifts = torch::zeros({s.pair_i.size(0), 3}, torch::kFloat64);
+  }
+  return g;
+}
+
 MaceBackend::MaceBackend(torch::jit::Module module, const std::string &path,
                          const torch::Device &device, const std::string &metadata) :
     module_(std::move(module)), device_(device)
@@ -38,25 +61,9 @@ Evaluation MaceBackend::evaluate(const AtomicSystem &s, const EvalRequest &req)
   const auto fopt = torch::TensorOptions().dtype(info_.dtype).device(device_);
   const auto iopt = torch::TensorOptions().dtype(torch::kInt64).device(device_);
 
-  // Nodes and edges. Edge (sender, receiver) carries the vector
-  // x[receiver] - x[sender] + shift, with shift = unit_shift @ cell.
-  int64_t n;
-  torch::Tensor sender, receiver, unit_shifts;
-  if (s.folded) {
-    // One rank: the graph is the periodic cell itself; ghosts become shifts.
-    n = s.nlocal;
-    sender = s.pair_i.narrow(0, 0, s.npairs_local);
-    auto pj = s.pair_j.narrow(0, 0, s.npairs_local);
-    receiver = s.owner.index_select(0, pj);
-    auto offset = s.positions.index_select(0, pj) - s.positions.index_select(0, receiver);
-    unit_shifts = torch::round(torch::matmul(offset, torch::linalg_inv(s.cell)));
-  } else {
-    // Ghost shell: ghosts are nodes at their real positions, edges carry no shift.
-    n = s.nall;
-    sender = s.pair_i;
-    receiver = s.pair_j;
-    unit_shifts = torch::zeros({s.pair_i.size(0), 3}, torch::kFloat64);
-  }
+  const MaceGraph g = mace_graph(s);
+  const int64_t n = g.n;
+  const auto &sender = g.sender, &receiver = g.receiver, &unit_shifts = g.unit_shifts;
   auto cell = s.cell.to(fopt);
   auto ushift = unit_shifts.to(fopt);
   auto positions = s.positions.narrow(0, 0, n).to(fopt).clone();

@@ -16,6 +16,15 @@ ModelInfo mace_info(const torch::jit::Module &module, const std::string &path, c
 // floating parameter or buffer.
 torch::Dtype model_dtype(const torch::jit::Module &module, const std::string &metadata);
 
+// The graph a MACE model sees: nodes [0, n) of the system (local atoms when
+// folded, all atoms otherwise) and edges sender -> receiver with unit shifts.
+struct MaceGraph {
+  int64_t n = 0;
+  torch::Tensor sender, receiver;    // [E] int64
+  torch::Tensor unit_shifts;         // [E, 3] float64, in cell vectors
+};
+MaceGraph mace_graph(const AtomicSystem &sys);
+
 class MaceBackend : public ModelBackend {
  public:
   MaceBackend(torch::jit::Module module, const std::string &path, const torch::Device &device,
@@ -44,6 +53,10 @@ class HaloMaceBackend : public ModelBackend {
   torch::Device device_;
   int64_t nspecies_ = 0;
 };
+
+// MACE compiled by `ionmd export --format pt2` (AOTInductor package): the graph
+// computes node energies, the float64 energy, forces and the virial itself.
+std::unique_ptr<ModelBackend> load_pt2_model(const std::string &path, const torch::Device &device);
 
 class DeepmdBackend : public ModelBackend {
  public:

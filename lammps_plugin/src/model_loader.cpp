@@ -1,9 +1,12 @@
-// Load a TorchScript file, recognise its family, and read its metadata.
+// Load a TorchScript file or an AOTInductor package, recognise its family, and
+// read its metadata.
 #include "abi_check.h"
 #include "model_backends.h"
 
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <caffe2/serialize/inline_container.h>
 
+#include <algorithm>
 #include <dlfcn.h>
 #include <fstream>
 #include <regex>
@@ -52,6 +55,26 @@ bool deepmd_ops_registered()
   return c10::Dispatcher::singleton()
       .findSchema({"deepmd::tabulate_fusion_se_a", ""})
       .has_value();
+}
+
+// What kind of PyTorch zip archive a file is, from its records.
+enum class Archive { TORCHSCRIPT, PT2, PICKLE, OTHER };
+
+Archive archive_kind(const std::string &path)
+{
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    if (reader.hasRecord("archive_format") &&
+        reader.getAllRecords().end() !=
+            std::find_if(reader.getAllRecords().begin(), reader.getAllRecords().end(),
+                         [](const std::string &r) { return r.rfind("data/aotinductor/", 0) == 0; }))
+      return Archive::PT2;
+    if (reader.hasRecord("constants.pkl")) return Archive::TORCHSCRIPT;
+    if (reader.hasRecord("data.pkl")) return Archive::PICKLE;
+  } catch (const std::exception &) {
+    // Not a zip archive: let torch::jit::load report what it is.
+  }
+  return Archive::OTHER;
 }
 
 }    // namespace
@@ -122,6 +145,13 @@ std::unique_ptr<ModelBackend> load_model(const std::string &path, const torch::D
 {
   if (!std::ifstream(path))
     throw ModelError("model file '" + path + "' does not exist or cannot be read");
+  const Archive kind = archive_kind(path);
+  if (kind == Archive::PT2) return load_pt2_model(path, device);
+  if (kind == Archive::PICKLE)
+    throw ModelError("'" + path + "' is a pickled PyTorch checkpoint (torch.save), not an exported "
+                     "model: if this is a MACE training checkpoint, convert it with `ionmd export " +
+                     path + " -o MODEL.pt` (or --format pt2); DeePMD-kit checkpoints too "
+                     "(`ionmd export CHECKPOINT.pt -o MODEL.pth`)");
   std::unordered_map<std::string, std::string> extra{{"ionmd.json", ""}};
   torch::jit::Module module;
   bool tried_ops = false;

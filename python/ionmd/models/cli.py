@@ -12,7 +12,8 @@ from ionmd.errors import InputError
 def _export(args: argparse.Namespace) -> int:
     from ionmd.models.export import export_model
 
-    result = export_model(args.model, args.output, dtype=args.dtype, halo=args.halo)
+    result = export_model(args.model, args.output, dtype=args.dtype, halo=args.halo,
+                          fmt=args.format)
     to_json = getattr(result, "to_json", None)
     print(to_json() if callable(to_json) else result)
     return 0
@@ -137,17 +138,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this module's sub-commands to the ``ionmd`` parser."""
     if _have_export():
         p = subparsers.add_parser(
-            "export", help="export a MACE or DeePMD model to TorchScript for pair_style mlip/torch"
+            "export", help="export a MACE or DeePMD model to TorchScript (or a MACE model to an "
+            "AOTInductor .pt2) for pair_style mlip/torch"
         )
         p.add_argument(
             "model", type=Path, help="mace .model checkpoint, DeePMD .pt checkpoint or frozen .pth"
         )
-        p.add_argument("-o", "--output", type=Path, required=True, help="output TorchScript file")
+        p.add_argument("-o", "--output", type=Path, required=True,
+                       help="output file (TorchScript .pt, or .pt2 with --format pt2)")
         p.add_argument(
             "--dtype",
             choices=("float32", "float64"),
             default=None,
-            help="precision of the exported model",
+            help="precision of the exported MACE model (default: the checkpoint's own dtype)",
+        )
+        p.add_argument(
+            "--format",
+            choices=("torchscript", "pt2"),
+            default="torchscript",
+            help="MACE: torchscript (default) or pt2, an AOTInductor package compiled for this "
+            "torch and the CPU (takes minutes to compile; faster steps)",
         )
         p.add_argument(
             "--halo",

@@ -6,7 +6,8 @@ with ``r_max``, ``num_interactions`` and ``atomic_numbers`` buffers), compiled t
 TorchScript, and saved with an ``ionmd.json`` extra file that records the
 metadata (species, cutoff in Angstrom, layers, dtype). DeePMD-kit frozen models
 (``.pth``) are checked and copied; DeePMD-kit checkpoints (``.pt``) are frozen
-first, in deepmd-kit's own environment.
+first, in deepmd-kit's own environment. ``fmt="pt2"`` (MACE only) writes an
+AOTInductor package instead of TorchScript (:mod:`ionmd.models.export_pt2`).
 
 Before anything is written, the exported model is evaluated on a periodic test
 structure and compared with the original model; a mismatch refuses the export.
@@ -27,6 +28,7 @@ from ionmd import __version__
 from ionmd.errors import InputError, IonmdError
 
 DTYPES = ("float32", "float64")
+FORMATS = ("torchscript", "pt2")
 # Agreement demanded between exported and original model on the test structure.
 TOLERANCE = {
     "float64": {"energy_eV_per_atom": 1e-10, "force_eV_A": 1e-9},
@@ -116,8 +118,16 @@ def _load_mace(path: Path):
     return model
 
 
-def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 0,
-                halo: bool = False) -> ExportResult:
+def checkpoint_dtype(model) -> str:
+    """``"float32"`` or ``"float64"``: the floating dtype of a model's first floating parameter."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return "float32" if str(p.dtype) == "torch.float32" else "float64"
+    return "float64"
+
+
+def export_mace(src: Path, out: Path, dtype: str | None = None, check_seed: int = 0,
+                halo: bool = False, fmt: str = "torchscript") -> ExportResult:
     """Export a mace-torch ``.model`` for ``pair_style mlip/torch``; verify before writing.
 
     Parameters
@@ -125,22 +135,30 @@ def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 
     src, out
         Checkpoint to read and TorchScript file to write.
     dtype
-        ``"float64"`` (exact) or ``"float32"`` (faster on CPUs, ~1e-6 eV/Å force error).
+        ``"float64"`` (exact) or ``"float32"`` (faster on CPUs, ~1e-6 eV/Å force error);
+        ``None`` keeps the checkpoint's own dtype.
     check_seed
         Seed of the rattled test structure used for verification.
     halo
         Build the halo-exchange module (:mod:`ionmd.models.mace_halo`), which runs
         on several MPI ranks with ghosts of one cutoff and provides per-atom
         virials, instead of mace-torch's LAMMPS wrapper.
+    fmt
+        ``"torchscript"`` or ``"pt2"`` (an AOTInductor package for this torch and
+        the CPU; see :mod:`ionmd.models.export_pt2`).
     """
     import copy
 
     import torch
-    from ase.data import chemical_symbols
     from e3nn.util import jit
 
     lammps_mace, get_neighborhood = _import_mace()
-    original = _load_mace(src).to(torch.float64)
+    original = _load_mace(src)
+    if dtype is None:
+        dtype = checkpoint_dtype(original)
+    original = original.to(torch.float64)
+    if fmt == "pt2":
+        return _export_mace_pt2(src, out, original, dtype, check_seed, halo, get_neighborhood)
     tdtype = torch.float32 if dtype == "float32" else torch.float64
     model = copy.deepcopy(original).to(tdtype)
     meta_extra = {}
@@ -153,21 +171,9 @@ def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 
     else:
         scripted = jit.compile(lammps_mace(model))
 
-    z = [int(v) for v in original.atomic_numbers]
-    symbols = [chemical_symbols[v] for v in z]
-    r_max = float(original.r_max)
-    layers = int(original.num_interactions)
-    meta = {
-        "family": "mace",
-        "species": symbols,
-        "atomic_numbers": z,
-        "cutoff_A": r_max,
-        "num_layers": layers,
-        "dtype": dtype,
-        "exported_by": f"ionmd {__version__}",
-        "source": str(src),
-        **meta_extra,
-    }
+    meta = {**_mace_meta(src, original, dtype), **meta_extra}
+    z, symbols = meta["atomic_numbers"], meta["species"]
+    r_max, layers = meta["cutoff_A"], meta["num_layers"]
 
     # Verification: exported module (reloaded from disk) against the original, eager.
     atoms = probe_structure(symbols, spacing_A=min(2.2, 0.55 * r_max), seed=check_seed)
@@ -202,6 +208,53 @@ def export_mace(src: Path, out: Path, dtype: str = "float64", check_seed: int = 
                         extra=meta_extra)
 
 
+def _mace_meta(src: Path, model, dtype: str) -> dict:
+    from ase.data import chemical_symbols
+
+    z = [int(v) for v in model.atomic_numbers]
+    return {
+        "family": "mace",
+        "species": [chemical_symbols[v] for v in z],
+        "atomic_numbers": z,
+        "cutoff_A": float(model.r_max),
+        "num_layers": int(model.num_interactions),
+        "dtype": dtype,
+        "exported_by": f"ionmd {__version__}",
+        "source": str(src),
+    }
+
+
+def _export_mace_pt2(src: Path, out: Path, original, dtype: str, check_seed: int, halo: bool,
+                     get_neighborhood) -> ExportResult:
+    """The ``fmt="pt2"`` branch of :func:`export_mace`."""
+    from ionmd.models import export_pt2
+
+    if halo:
+        raise InputError(f"{src}: --halo is not available with --format pt2 yet; export the halo "
+                         "module as TorchScript (drop --format pt2)")
+    meta = _mace_meta(src, original, dtype)
+    meta.update(format="pt2", **export_pt2.compiled_for())
+    atoms = probe_structure(meta["species"], spacing_A=min(2.2, 0.55 * meta["cutoff_A"]),
+                            seed=check_seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        pt2, timings = export_pt2.build_pt2(original, meta, dtype, Path(tmp))
+        de, df = export_pt2.verify_pt2(pt2, original, atoms, meta["atomic_numbers"],
+                                       meta["cutoff_A"], dtype, get_neighborhood)
+        tol = TOLERANCE[dtype]
+        if not (de <= tol["energy_eV_per_atom"] and df <= tol["force_eV_A"]):
+            raise IonmdError(
+                f"export of {src} refused: the compiled {dtype} .pt2 differs from the original "
+                f"by {de:.3e} eV/atom and {df:.3e} eV/Å (allowed {tol['energy_eV_per_atom']:.0e}, "
+                f"{tol['force_eV_A']:.0e}); nothing was written to {out}"
+            )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(pt2, out)
+    extra = {"format": "pt2", **export_pt2.compiled_for(),
+             **{k: round(v, 1) for k, v in timings.items()}}
+    return ExportResult(str(src), str(out), "mace", meta["species"], meta["cutoff_A"],
+                        meta["num_layers"], dtype, len(atoms), de, df, extra=extra)
+
+
 def export_deepmd(src: Path, out: Path, dp_env: str | None = None) -> ExportResult:
     """Copy a frozen DeePMD ``.pth`` (checked to load) or freeze a ``.pt`` checkpoint first."""
     import torch
@@ -232,24 +285,32 @@ def export_deepmd(src: Path, out: Path, dp_env: str | None = None) -> ExportResu
                         "model", 0, 0.0, 0.0)
 
 
-def export_model(src: str | Path, out: str | Path, dtype: str = "float64",
-                 dp_env: str | None = None, halo: bool = False) -> ExportResult:
+def export_model(src: str | Path, out: str | Path, dtype: str | None = None,
+                 dp_env: str | None = None, halo: bool = False,
+                 fmt: str = "torchscript") -> ExportResult:
     """Export ``src`` (MACE ``.model``, DeePMD ``.pth`` or ``.pt``) to ``out`` for the plugin.
 
-    ``halo=True`` (MACE only) writes the halo-exchange module; see :func:`export_mace`.
+    ``dtype=None`` keeps the checkpoint's own precision (MACE). ``halo=True`` (MACE
+    only) writes the halo-exchange module; ``fmt="pt2"`` (MACE only) an AOTInductor
+    package; see :func:`export_mace`.
     """
     src, out = Path(src), Path(out)
     if not src.is_file():
         raise InputError(f"model file {src} does not exist")
-    if dtype not in DTYPES:
+    if dtype is not None and dtype not in DTYPES:
         raise InputError(f"--dtype must be one of {DTYPES}, not {dtype!r}")
+    if fmt not in FORMATS:
+        raise InputError(f"--format must be one of {FORMATS}, not {fmt!r}")
     kind = _checkpoint_kind(src)
     if kind == "deepmd":
         if halo:
             raise InputError(f"{src}: --halo applies to MACE models only (DeePMD models with local "
                              "descriptors need no halo exchange)")
+        if fmt != "torchscript":
+            raise InputError(f"{src}: --format {fmt} applies to MACE models only; DeePMD models "
+                             "are exported as deepmd-kit's frozen TorchScript")
         return export_deepmd(src, out, dp_env)
-    return export_mace(src, out, dtype, halo=halo)
+    return export_mace(src, out, dtype, halo=halo, fmt=fmt)
 
 
 def _checkpoint_kind(path: Path) -> str:
