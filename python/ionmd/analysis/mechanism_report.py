@@ -68,51 +68,88 @@ def site_options_from_args(args: argparse.Namespace) -> SiteOptions:
                        leave_radius_A=args.leave_radius_A, symprec_A=args.symprec_A)
 
 
+class MechanismCollector:
+    """Mechanism analysis of each run of a sweep, fed the trajectories that the diffusion analysis loads.
+
+    Pass it as ``on_run`` to :func:`ionmd.analysis.sweep.analyse_sweep` (each dump is read
+    once), then take :meth:`results`. Runs without a reference data file, or whose sites
+    cannot be found, are left out with a note.
+    """
+
+    def __init__(self, sweep_dir: str | Path, species: list[str] | None = None, reference: str | None = None,
+                 options: SiteOptions | None = None) -> None:
+        self.sweep_dir = Path(sweep_dir)
+        self.species = species
+        self.reference = reference
+        self.options = options or SiteOptions()
+        self.notes: list[str] = []
+        self._runs: dict[str, dict[float, list[MechanismResult]]] = {}
+        self._sites: dict[tuple, object] = {}
+
+    def reference_of(self, run: dict) -> Path | None:
+        """The reference structure of a run (``--reference`` or its ``data_file``), None with a note if absent."""
+        ref = self.reference or (self.sweep_dir / run["data_file"] if run.get("data_file") else None)
+        if ref is None or not Path(ref).is_file():
+            self.notes.append(f"{run.get('id')}: no reference data file for the mechanism analysis")
+            return None
+        return Path(ref)
+
+    def __call__(self, run: dict, traj) -> None:
+        from ionmd.analysis.datafile import read_data_file
+        from ionmd.analysis.sweep import _run_selection
+
+        ref_path = self.reference_of(run)
+        if ref_path is None:
+            return
+        try:
+            sel = _run_selection(run, self.sweep_dir / "sweep.json", self.species)
+            key = (str(ref_path), tuple(sel.species))
+            if key not in self._sites:
+                sites = self.options.sites(read_data_file(ref_path, type_map=sel.type_map or None), sel.species)
+                self._sites[key] = sites
+                self.notes += [f"sites of {ref_path}: {n}" for n in sites.notes]
+            o = self.options
+            res = mechanisms_from_trajectory(traj, self._sites[key], sel.label(), o.min_residence_ps, o.window_ps,
+                                             o.enter_radius_A, o.leave_radius_A)
+        except InputError as exc:
+            self.notes.append(f"{run.get('id')}: mechanism analysis skipped: {exc}")
+            return
+        res.T_K = float(run["T_K"])
+        self._runs.setdefault(str(run["model"]), {}).setdefault(float(run["T_K"]), []).append(res)
+
+    def results(self) -> tuple[dict[str, dict[float, MechanismResult]], list[str]]:
+        """Results per (model, T), seeds summed (:func:`ionmd.analysis.mechanism.merge_results`), and the notes."""
+        out: dict[str, dict[float, MechanismResult]] = {}
+        for model, by_T in self._runs.items():
+            out[model] = {}
+            for T, items in sorted(by_T.items()):
+                out[model][T] = merge_results(items)
+                out[model][T].T_K = T
+        return out, list(dict.fromkeys(self.notes))
+
+
 def sweep_mechanisms(sweep_dir: Path, species: list[str] | None, reference: str | None,
                      options: SiteOptions | None = None
                      ) -> tuple[dict[str, dict[float, MechanismResult]], list[str]]:
-    """Mechanism results per (model, T), seeds summed; runs without a reference are skipped with a note."""
-    from ionmd.analysis.datafile import read_data_file
-    from ionmd.analysis.sweep import _run_selection, read_sweep
+    """Mechanism results per (model, T), seeds summed, reading each ``done`` run's dump (see
+    :class:`MechanismCollector`; :func:`ionmd.analysis.report.write_report` shares the diffusion's load)."""
+    from ionmd.analysis.sweep import _run_selection, read_sweep, system_symbols
     from ionmd.analysis.trajectory import load_trajectory
 
-    options = options or SiteOptions()
     sweep_dir = Path(sweep_dir)
-    data = read_sweep(sweep_dir)
-    runs: dict[str, dict[float, list[MechanismResult]]] = {}
-    notes: list[str] = []
-    site_cache: dict[tuple, tuple] = {}
-    for run in data["runs"]:
-        if run.get("status") != "done":
-            continue
-        ref_path = reference or (sweep_dir / run["data_file"] if run.get("data_file") else None)
-        if ref_path is None or not Path(ref_path).is_file():
-            notes.append(f"{run.get('id')}: no reference data file for the mechanism analysis")
+    collect = MechanismCollector(sweep_dir, species, reference, options)
+    for run in read_sweep(sweep_dir)["runs"]:
+        if run.get("status") != "done" or collect.reference_of(run) is None:
             continue
         try:
             sel = _run_selection(run, sweep_dir / "sweep.json", species)
-            key = (str(ref_path), tuple(sel.species))
-            if key not in site_cache:
-                ref = read_data_file(ref_path, type_map=sel.type_map or None)
-                sites = options.sites(ref, sel.species)
-                site_cache[key] = (sites, ref.symbols)
-                notes += [f"sites of {ref_path}: {n}" for n in sites.notes]
-            sites, symbols = site_cache[key]
-            traj = load_trajectory(sweep_dir / run["dump"], sel, float(run["dt_fs"]), system_symbols=symbols)
-            res = mechanisms_from_trajectory(traj, sites, sel.label(), options.min_residence_ps,
-                                             options.window_ps, options.enter_radius_A, options.leave_radius_A)
+            traj = load_trajectory(sweep_dir / run["dump"], sel, float(run["dt_fs"]),
+                                   system_symbols=system_symbols(sweep_dir, run, sel))
         except InputError as exc:
-            notes.append(f"{run.get('id')}: mechanism analysis skipped: {exc}")
+            collect.notes.append(f"{run.get('id')}: mechanism analysis skipped: {exc}")
             continue
-        res.T_K = float(run["T_K"])
-        runs.setdefault(str(run["model"]), {}).setdefault(float(run["T_K"]), []).append(res)
-    out: dict[str, dict[float, MechanismResult]] = {}
-    for model, by_T in runs.items():
-        out[model] = {}
-        for T, items in sorted(by_T.items()):
-            out[model][T] = merge_results(items)
-            out[model][T].T_K = T
-    return out, notes
+        collect(run, traj)
+    return collect.results()
 
 
 def _rate_fit(points: list[tuple[float, int, float, list[str]]], label: str) -> ArrheniusResult | None:

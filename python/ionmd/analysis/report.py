@@ -12,6 +12,7 @@ import numpy as np
 from ionmd.analysis.mechanism import SiteOptions
 from ionmd.analysis.mechanism_report import (  # noqa: F401  (re-exported: the report's mechanism API)
     INTERSTITIAL_HOPS,
+    MechanismCollector,
     defect_hop_arrhenius,
     mechanism_arrhenius,
     mechanism_section,
@@ -46,8 +47,9 @@ def write_report(sweep_dir: str | Path, species: list[str] | None = None,
     sweep_dir = Path(sweep_dir)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sw: SweepAnalysis = analyse_sweep(sweep_dir, species=species, charges=charges or None)
-        mech, notes = sweep_mechanisms(sweep_dir, species, reference, site_options)
+        collect = MechanismCollector(sweep_dir, species, reference, site_options)
+        sw: SweepAnalysis = analyse_sweep(sweep_dir, species=species, charges=charges or None, on_run=collect)
+        mech, notes = collect.results()  # each dump read once, for D and mechanisms
     notes = [str(w.message) for w in caught] + notes
     nebs, neb_notes = _neb_barriers(sweep_dir, neb)
     notes += neb_notes

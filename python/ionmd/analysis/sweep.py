@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ionmd.analysis.arrhenius import ArrheniusResult, fit_arrhenius
 from ionmd.analysis.diffusion import DiffusionResult, combine_runs, diffusion_from_trajectory
 from ionmd.analysis.msd import MSDCurve
-from ionmd.analysis.trajectory import Selection, load_trajectory
+from ionmd.analysis.trajectory import Selection, Trajectory, load_trajectory
 from ionmd.errors import InputError
 from ionmd.lammpsio.datafile import parse_type_map, read_data_file
 
@@ -79,10 +80,13 @@ def system_symbols(sweep_dir: Path, run: dict, sel: Selection) -> list[str] | No
 
 
 def analyse_sweep(sweep_dir: str | Path, species: list[str] | None = None,
-                  charges: dict[str, float] | None = None, **window_kw) -> SweepAnalysis:
+                  charges: dict[str, float] | None = None, on_run: Callable[[dict, Trajectory], None] | None = None,
+                  **window_kw) -> SweepAnalysis:
     """Analyse every ``done`` run of a sweep, combine seeds per (model, T) and fit Arrhenius per model.
 
     Runs whose dump cannot be read are skipped with a warning (and listed in ``skipped``).
+    ``on_run(run, trajectory)`` is called with each loaded run (its ``sweep.json`` entry),
+    so that other analyses (mechanisms) use the same load.
     """
     sweep_dir = Path(sweep_dir)
     data = read_sweep(sweep_dir)
@@ -108,6 +112,8 @@ def analyse_sweep(sweep_dir: str | Path, species: list[str] | None = None,
                 from ionmd.analysis.diffusion import add_conductivity
 
                 add_conductivity(res, traj, charges, float(run["T_K"]))
+            if on_run is not None:
+                on_run(run, traj)
         except InputError as exc:
             warnings.warn(f"run '{rid}' skipped: {exc}", stacklevel=2)
             out.skipped.append(f"{rid}: {exc}")
