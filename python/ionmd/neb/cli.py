@@ -100,7 +100,7 @@ def register(subparsers) -> None:
         "--species",
         nargs="+",
         help="chemical symbol of each LAMMPS type, in order (default: the model's species, "
-        "else the data file's type map)",
+        "else the data file's type map; --case: the LiF example's)",
     )
     p.add_argument(
         "--images",
@@ -162,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     from ionmd.neb.result import plot_profile
 
     if args.case and args.model:
+        from ionmd.examples.lif.constants import LIF_SPECIES
         from ionmd.examples.lif.neb_cases import LIF_A_A, run_case
 
         result = run_case(
@@ -171,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
             n_cells=args.n_cells,
             n_images=args.images,
             a_A=LIF_A_A if args.a is None else args.a,
-            species=args.species or species_of_model(args.model),
+            species=args.species or LIF_SPECIES,
             ftol_eV_A=args.ftol,
             n_steps=args.steps,
             climb_steps=0 if args.no_climb else args.climb_steps,
