@@ -200,6 +200,7 @@ def test_run_order_outputs_resume_and_determinism(tmp_path, monkeypatch):
     energies = [row["energy_per_atom_eV"] for row in res.top]
     assert energies == sorted(energies) and len({row["key"] for row in res.top}) == 3
     assert read(out / "top" / "rank01.cif").get_chemical_formula() == "Au8Cu8"
+    assert "-0.20000000 eV/atom" in (out / "top" / "rank01.cif").read_text().splitlines()[0]
     summary = json.loads((out / "summary.json").read_text())
     assert OrderResult.from_json(out / "summary.json").top == res.top
     assert summary["gap_to_random_min_eV_atom"] == pytest.approx(

@@ -260,6 +260,10 @@ def run_order(structure: str | Path, output_dir: str | Path, sublattices: list[s
         stem = topdir / f"rank{rank:02d}"
         write(f"{stem}.extxyz", atoms, format="extxyz")
         write(f"{stem}.cif", atoms, format="cif")
+        cif = Path(f"{stem}.cif")
+        cif.write_text(f"# ionmd order rank {rank}: energy {cand.energy_eV:.8f} eV, "
+                       f"{cand.energy_per_atom_eV:.8f} eV/atom ({energy}, relax {relax}), "
+                       f"ordering key {cand.key}\n" + cif.read_text())
         top_rows.append({"rank": rank, "key": cand.key, "energy_eV": cand.energy_eV,
                          "energy_per_atom_eV": cand.energy_per_atom_eV,
                          "n_atoms": cand.n_atoms, "formula": atoms.get_chemical_formula(),
