@@ -143,3 +143,25 @@ def test_all_atoms_mobile_vacancy_filled_in_by_lattice_translations():
     assert s.symmetry.spacegroup == "Fm-3m"
     subs = [(x.label, x.kind, x.wyckoff, x.n_sites, x.n_occupied) for x in s.sublattices]
     assert subs == [("Cu(1)", "L", "a", 108, 107), ("i(1)", "I", "b", 108, 0), ("i(2)", "I", "c", 216, 0)]
+
+
+def test_relaxed_and_vibrating_defective_reference():
+    """Neighbours of the vacancy relaxed by 0.2 Å and every atom displaced (0.05 Å rms per axis):
+    the translation-averaged perfect cell still has the space group, the sublattices and the vacancy."""
+    rng = np.random.default_rng(0)
+    sc, vac = li3n_with_vacancy()
+    d = sc.get_scaled_positions() - vac
+    d -= np.round(d)
+    d = d @ sc.cell[:]
+    dist = np.linalg.norm(d, axis=1)
+    near = dist < 3.0
+    pos = sc.positions + rng.normal(0, 0.05, (len(sc), 3))
+    pos[near] -= 0.2 * d[near] / dist[near, None]  # towards the vacancy
+    sc.positions = pos
+    s = find_sites(as_reference(sc), ["Li"], interstitial_frac=np.zeros((0, 3)))
+    assert s.symmetry.spacegroup == "P6/mmm"
+    assert [(x.label, x.wyckoff, x.n_sites, x.n_occupied) for x in s.sublattices] == [
+        ("Li(1)", "b", 18, 18), ("Li(2)", "c", 36, 35)]
+    empty = s.frac[(s.kind == "L") & ~s.occupied][0] - vac
+    empty -= np.round(empty)
+    assert np.linalg.norm(empty @ sc.cell[:]) < 0.05  # the clean vacant site, not a displaced neighbour

@@ -4,14 +4,17 @@ Lattice sites
     Every symmetry-distinct reference position of the mobile species is a
     *sublattice*, labelled ``<species>(<k>)`` (``Li(1)``, ``Li(2)``, ...) in the
     order of the Wyckoff letters that spglib gives the perfect structure; the
-    letter is recorded. The reference may be the defective cell: its missing
-    sites are filled in from the perfect cell, either given (``perfect``: the same
-    cell or one that tiles it) or reconstructed by symmetry: the space-group
-    operations of the framework (the atoms that are not mobile, which a vacancy
-    or an interstitial of the mobile species does not disturb) map each mobile
-    ion onto its whole orbit. An orbit at least half occupied in the reference is
-    a lattice sublattice (so a vacancy is still a lattice site); a less occupied
-    one holds interstitial ions.
+    letter is recorded. The reference may be the defective (even relaxed or
+    vibrating) cell: its missing sites are filled in from the perfect cell, either
+    given (``perfect``: the same cell or one that tiles it) or reconstructed: inside
+    a supercell, the lattice translations that map at least 90% of the framework
+    atoms and of the mobile ions onto atoms of their species (so a few defects do
+    not break them, an ordering of the mobile species does) group the atoms into
+    orbits, each with its mean position repeated by every translation. An orbit of
+    the mobile species at least half occupied is a lattice sublattice (so a vacancy
+    is still a lattice site); a less occupied one holds interstitial ions. A cell
+    without inner translations uses the space group of its framework (the atoms
+    that are not mobile) instead.
 
 Interstitial sites
     The voids of the perfect structure: Voronoi vertices of all atoms (periodic
@@ -367,6 +370,47 @@ def _perfect_in_reference(perfect: ReferenceStructure, ref: ReferenceStructure, 
     return np.mod(tiled + best_shift, 1.0), [str(s) for s in syms]
 
 
+def _reconstruct_perfect(frac_all: np.ndarray, symbols: list[str], is_mob: np.ndarray, cell: np.ndarray,
+                         symprec_A: float, tol_A: float, notes: list[str]):
+    """The perfect structure behind a (defective, relaxed or vibrating) reference.
+
+    Inside a supercell the lattice translations (:func:`_approximate_translations`)
+    give each atom's orbit with a clean mean position; framework orbits are kept whole
+    and mobile orbits at least half occupied are lattice sites (their vacant members
+    filled in). Less occupied mobile orbits hold interstitial ions. A cell without
+    inner translations falls back to the space group of its framework
+    (:func:`_lattice_orbits`).
+
+    Returns framework positions and symbols, lattice-site positions and species, and
+    the positions of interstitial ions.
+    """
+    names = np.array(symbols)
+    trans = _approximate_translations(frac_all, names, [~is_mob, is_mob], cell, tol_A)
+    if len(trans) == 1:
+        lat, lat_sym, extra = _lattice_orbits(frac_all, symbols, is_mob, cell, symprec_A, notes)
+        return frac_all[~is_mob], [str(x) for x in names[~is_mob]], lat, lat_sym, extra
+    fw, fw_sym, lat, lat_sym, extra = [], [], [], [], []
+    n_filled: dict[str, int] = {}
+    for sp, pos, members in _translation_orbits(frac_all, names, trans, cell, tol_A):
+        full = len(members) >= 0.5 * len(trans)
+        if not is_mob[members[0]]:
+            if full:
+                fw.append(pos)
+                fw_sym += [sp] * len(pos)
+            continue  # a framework atom off its lattice is not part of the perfect structure
+        if full:
+            lat.append(pos)
+            lat_sym += [sp] * len(pos)
+            if len(members) < len(pos):
+                n_filled[sp] = n_filled.get(sp, 0) + len(pos) - len(members)
+        else:
+            extra.append(frac_all[members])
+    for sp, n in n_filled.items():
+        notes.append(f"{n} vacant {sp} site(s) filled in by the lattice translations of the cell")
+    stack = lambda x: np.vstack(x) if x else np.zeros((0, 3))  # noqa: E731
+    return stack(fw), fw_sym, stack(lat), lat_sym, stack(extra)
+
+
 def _lattice_orbits(frac_all: np.ndarray, symbols: list[str], is_mob: np.ndarray, cell: np.ndarray,
                     symprec_A: float, notes: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Lattice sites (frac, species) reconstructed by the framework's symmetry, and leftover ion positions.
@@ -378,13 +422,11 @@ def _lattice_orbits(frac_all: np.ndarray, symbols: list[str], is_mob: np.ndarray
     mob_sym = [s for s, m in zip(symbols, is_mob, strict=True) if m]
     fw = frac_all[~is_mob]
     tol = max(2 * symprec_A, 0.3)
-    if len(fw) == 0:  # every atom is mobile: the supercell's lattice translations fill the vacancies in
-        rot, trans = _approximate_translations(mob, mob_sym, cell, tol)
-        if len(trans) == 1:
-            notes.append("no framework atoms and no lattice translation inside the cell: the lattice sites are "
-                         "the reference positions (give the perfect cell to fill a vacancy in)")
-    else:
-        rot, trans = _symmetry(cell, fw, [s for s, m in zip(symbols, is_mob, strict=True) if not m], symprec_A)
+    if len(fw) == 0:
+        notes.append("no framework atoms and no lattice translation inside the cell: the lattice sites are "
+                     "the reference positions (give the perfect cell to fill a vacancy in)")
+        return mob, mob_sym, np.zeros((0, 3))
+    rot, trans = _symmetry(cell, fw, [s for s, m in zip(symbols, is_mob, strict=True) if not m], symprec_A)
     # keep the operations that also map (almost all) mobile ions onto ions of their species: a few
     # defects may mismatch, an ordering of the mobile species (which lowers the symmetry) may not
     mob_tree, mob_idx = _periodic_tree(mob, cell)
@@ -411,42 +453,88 @@ def _lattice_orbits(frac_all: np.ndarray, symbols: list[str], is_mob: np.ndarray
             lat.append(orb)
             lat_sym += [mob_sym[i]] * len(orb)
             if members.sum() < len(orb):
-                notes.append(f"{len(orb) - int(members.sum())} vacant {mob_sym[i]} site(s) filled in by symmetry "
-                             "(of the framework, or the lattice translations when all atoms are mobile)")
+                notes.append(f"{len(orb) - int(members.sum())} vacant {mob_sym[i]} site(s) filled in by the "
+                             "symmetry of the framework")
         else:
             extra.append(mob[members])
     lat_f = np.vstack(lat) if lat else np.zeros((0, 3))
     return lat_f, lat_sym, np.vstack(extra) if extra else np.zeros((0, 3))
 
 
-def _approximate_translations(frac: np.ndarray, symbols: list[str], cell: np.ndarray, tol_A: float
-                              ) -> tuple[np.ndarray, np.ndarray]:
-    """Translations of the cell that map at least 90% of the atoms onto atoms of their species.
+def _approximate_translations(frac: np.ndarray, names: np.ndarray, groups: list[np.ndarray], cell: np.ndarray,
+                              tol_A: float) -> np.ndarray:
+    """Translations of the cell that map at least 90% of the atoms of each group onto atoms of their species.
 
-    A few vacancies or interstitials do not break them. Returned as (rotations, translations)
-    with identity rotations.
+    A few vacancies, interstitials or relaxed atoms do not break them; an ordering that
+    a translation would break (of the mobile species, say) does. The set is closed as a
+    group (the translation onto a vacant site is a sum of two found ones).
     """
     tree, idx = _periodic_tree(frac, cell)
-    names = np.array(symbols)
+    counts = {sp: int(np.sum(names == sp)) for sp in set(names.tolist())}
+    ref_sp = min((sp for sp in counts if counts[sp] > 1), key=lambda sp: counts[sp], default=None)
+    if ref_sp is None:
+        return np.zeros((1, 3))
+    first = np.flatnonzero(names == ref_sp)
     found = [np.zeros(3)]
-    for x in frac[names == names[0]][1:]:
-        t = x - frac[0]
+    for j in first[1:]:
+        t = frac[j] - frac[first[0]]
+        for _ in range(2):  # refine the candidate by the mean displacement of the atoms it matches
+            d, k = tree.query(np.mod(frac + t, 1.0) @ cell)
+            ok = (d < tol_A) & (names[idx[k]] == names)
+            if not np.any(ok):
+                break
+            shift = frac[idx[k[ok]]] - frac[ok] - t
+            t = t + (shift - np.round(shift)).mean(axis=0)
         d, k = tree.query(np.mod(frac + t, 1.0) @ cell)
-        if np.mean((d < tol_A) & (names[idx[k]] == names)) >= 0.9:
+        ok = (d < tol_A) & (names[idx[k]] == names)
+        if all(np.mean(ok[g]) >= 0.9 for g in groups if np.any(g)):
             found.append(t)
     trans = np.mod(np.asarray(found), 1.0)
-    # close the group: the translation onto a vacant site is a sum of two found ones
     for _ in range(2):
         sums = np.mod(trans[:, None] + trans[None], 1.0).reshape(-1, 3)
         key = np.round(sums * 1e3).astype(np.int64) % 1000
-        _, first = np.unique(key, axis=0, return_index=True)
-        cand = sums[first]
+        _, first_idx = np.unique(key, axis=0, return_index=True)
+        cand = sums[first_idx]
         d, _ = _nearest(cand, trans, cell)
         new = cand[d > tol_A]
         if len(new) == 0:
             break
         trans = np.vstack([trans, _merge(new, cell, tol_A)])
-    return np.repeat(np.eye(3, dtype=int)[None], len(trans), axis=0), trans
+    # the translations of a group of order N are multiples of 1/N: snap the noise of the atoms away
+    snapped = np.mod(np.round(trans * len(trans)) / len(trans), 1.0)
+    err = snapped - trans
+    err -= np.round(err)
+    if np.all(np.linalg.norm(err @ cell, axis=1) < tol_A) and len(np.unique(np.round(snapped * len(trans)).astype(
+            np.int64) % len(trans), axis=0)) == len(trans):
+        trans = snapped
+    return trans
+
+
+def _translation_orbits(frac: np.ndarray, names: np.ndarray, trans: np.ndarray, cell: np.ndarray, tol_A: float
+                        ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Atoms grouped into orbits of the translations: (species, clean positions, member atoms) per orbit.
+
+    The clean positions are the orbit's mean position (vibration and relaxation average
+    out) repeated by every translation, so a vacant member is filled in.
+    """
+    tree, idx = _periodic_tree(frac, cell)
+    taken = np.zeros(len(frac), dtype=bool)
+    out = []
+    for i in range(len(frac)):
+        if taken[i]:
+            continue
+        d, k = tree.query(np.mod(frac[i] + trans, 1.0) @ cell)
+        j = idx[k]
+        hit = (d < tol_A) & (names[j] == names[i]) & ~taken[j]
+        hit[0] = True
+        members, t = j[hit], trans[hit]
+        members[0], t[0] = i, 0.0
+        taken[members] = True
+        rel = frac[members] - t - frac[i]
+        rel -= np.round(rel)
+        rep = frac[i] + rel.mean(axis=0)
+        out.append((str(names[i]), np.mod(rep + trans, 1.0), members))
+    return out
 
 
 def _unique_axis(rot_cart: np.ndarray) -> np.ndarray | None:
@@ -542,7 +630,10 @@ def find_sites(ref: ReferenceStructure, species: list[str], interstitial_frac: n
     notes: list[str] = []
     frac_all = _frac_of(ref)
     mob = frac_all[is_mob]
-    tol = max(2 * symprec_A, 0.3)
+    # matching tolerance: relaxed or vibrating atoms still match their site
+    d_min = float(np.min(_periodic_tree(frac_all, cell)[0].query(frac_all @ cell, k=2)[0][:, 1])) \
+        if len(frac_all) > 1 else 1.0
+    tol = max(2 * symprec_A, 0.25 * d_min)
     if perfect is not None:
         pf, psym = _perfect_in_reference(perfect, ref, frac_all, tol)
         pmob = np.array([s in species for s in psym])
@@ -554,9 +645,8 @@ def find_sites(ref: ReferenceStructure, species: list[str], interstitial_frac: n
         extra = mob[d > min_site_sep_A]
         notes.append(f"lattice sites from the perfect structure '{perfect.path}'")
     else:
-        lat, lat_sym, extra = _lattice_orbits(frac_all, list(ref.symbols), is_mob, cell, symprec_A, notes)
-        fw = frac_all[~is_mob]
-        fw_sym = [s for s, m in zip(ref.symbols, is_mob, strict=True) if not m]
+        fw, fw_sym, lat, lat_sym, extra = _reconstruct_perfect(frac_all, list(ref.symbols), is_mob, cell, symprec_A,
+                                                               tol, notes)
     # the perfect structure: its space group labels the sublattices and the voids
     p_frac = np.vstack([fw, lat])
     p_sym = fw_sym + lat_sym
