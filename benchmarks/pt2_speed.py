@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -30,6 +31,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pair_speed import CHECKPOINT, lammps_md, lif_cell, steps_for  # noqa: E402
+
+
+def snapshot_plugin(workdir: Path) -> None:
+    """Run LAMMPS with a private copy of the installed plugin (``IONMD_PLUGIN``).
+
+    A rebuild that overwrites the installed library in place crashes every
+    running ``lmp`` that mapped it; a long benchmark in a shared tree must not.
+    """
+    from ionmd.plugin import plugin_path
+
+    installed = plugin_path()
+    if installed is None:
+        raise SystemExit("the ionmd LAMMPS plugin is not installed (ionmd doctor)")
+    copy = workdir / "plugin"
+    shutil.copytree(installed.parent, copy)
+    os.environ["IONMD_PLUGIN"] = str(copy / installed.name)
 
 
 def reuse_package(path: Path, dtype: str) -> Path:
@@ -78,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         dtype, _, path = item.partition("=")
         given[dtype] = Path(path).resolve()
     tmp = Path(tempfile.mkdtemp(prefix="ionmd_pt2_speed_"))
+    snapshot_plugin(tmp)
     models = export_all(tmp, dtypes, given)
     results: dict = {"load_before": os.getloadavg(), "runs": []}
     for n_target in (int(s) for s in args.sizes.split(",")):

@@ -51,6 +51,23 @@ std::string reexport_command(const Metadata &m, const std::string &path)
          " --format pt2 --dtype " + get_or(m, "ionmd.dtype", "float64");
 }
 
+// The x86 instruction sets of AOTI_CPU_ISA ("AVX512 ...", "AVX2") that this CPU
+// lacks; empty when it can run the package's kernels.
+std::string missing_cpu_isa(const std::string &isa)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (isa.find("AVX512") != std::string::npos &&
+      !(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")))
+    return "AVX512";
+  if (isa.find("AVX2") != std::string::npos && !__builtin_cpu_supports("avx2")) return "AVX2";
+#else
+  (void) isa;
+#endif
+  return "";
+}
+
 class Pt2MaceBackend : public ModelBackend {
  public:
   Pt2MaceBackend(const std::string &path, const torch::Device &device, const Metadata &meta) :
@@ -177,6 +194,13 @@ std::unique_ptr<ModelBackend> load_pt2_model(const std::string &path, const torc
                      ", but this LAMMPS runs torch " + IONMD_TORCH_VERSION + " on " + here_device +
                      "; a .pt2 package runs only where it was compiled: re-export it here with `" +
                      reexport_command(meta, path) + "`");
+  if (device.is_cpu()) {
+    const std::string isa = get_or(meta, "AOTI_CPU_ISA", "");
+    const std::string missing = missing_cpu_isa(isa);
+    if (!missing.empty())
+      throw ModelError("'" + path + "' was compiled for CPUs with " + isa + ", but this CPU has no " +
+                       missing + "; re-export it here with `" + reexport_command(meta, path) + "`");
+  }
   return std::make_unique<Pt2MaceBackend>(path, device, meta);
 }
 
