@@ -22,6 +22,7 @@ PRIOR_US_PER_ATOM_STEP_TORCH = 200.0
 PRIOR_US_PER_ATOM_STEP_CLASSICAL = 5.0
 PRIOR_RUN_OVERHEAD_S = 6.0
 PRIOR_NEB_S = 60.0
+PRIOR_FIT_S = 1800.0  # sample + label + fit + export of one model (ionmd.study.fit_stage)
 
 
 @dataclass
@@ -84,7 +85,8 @@ def stage_priors_s(cfg: StudyConfig, n_ranks: int) -> dict[str, float]:
     atoms_guess = 100.0
     md = n_runs * (PRIOR_RUN_OVERHEAD_S + 1e-6 * cost * atoms_guess * steps) / groups
     neb = PRIOR_NEB_S * cfg.neb.max_hop_classes * len(cfg.models) if cfg.neb.enabled else 0.0
-    return {"structure": 2.0, "md": md, "analysis": 10.0, "neb": neb, "report": 2.0}
+    fit = PRIOR_FIT_S * sum(m.fit is not None for m in cfg.models)
+    return {"structure": 2.0, "fit": fit, "md": md, "analysis": 10.0, "neb": neb, "report": 2.0}
 
 
 # --------------------------------------------------------------------------- structure
@@ -151,6 +153,36 @@ def build_cell(cfg: StudyConfig, outdir: Path) -> CellInfo:
     tmp.write_text(json.dumps(info.to_dict(), indent=2) + "\n")
     tmp.replace(record)
     return info
+
+
+# --------------------------------------------------------------------------- fit
+
+def fit_structure(cfg: StudyConfig):
+    """The cells a study's fit samples (:class:`ionmd.study.fit_stage.FitStructure`)."""
+    from ionmd.study.fit_stage import FitStructure
+
+    add, remove = defect_specs(cfg)
+    source = cfg.structure.file if cfg.structure.file is not None else cfg.structure.builtin
+    return FitStructure(source=str(source), supercell=cfg.structure.supercell or 1,
+                        min_length_A=cfg.structure.min_length_A, mobile=list(cfg.mobile),
+                        vacancies=remove, interstitials=add)
+
+
+def fit_models(cfg: StudyConfig, out: Path, progress: DemoProgress) -> None:
+    """Fit every model with a ``fit`` table (``out/fit/LABEL``, resumable) and set its ``path``."""
+    from ionmd.study.fit_stage import fit_study_model
+
+    for m in cfg.models:
+        if m.fit is not None:
+            m.path = fit_study_model(m.fit, fit_structure(cfg), out / "fit" / m.label, progress)
+
+
+def fit_records(cfg: StudyConfig, out: Path) -> dict[str, dict[str, Any]]:
+    """The fit summary (``out/fit/LABEL/fit.json``) of each fitted model."""
+    from ionmd.study.fit_stage import read_study_fit
+
+    found = {m.label: read_study_fit(out / "fit" / m.label) for m in cfg.models if m.fit is not None}
+    return {label: asdict(f) for label, f in found.items() if f is not None}
 
 
 # --------------------------------------------------------------------------- md
@@ -364,6 +396,57 @@ def _rebase_images(md_text: str, prefix: str) -> str:
                   md_text)
 
 
+def _fmt_ea(fit: dict[str, Any] | None) -> str:
+    if not fit or fit.get("Ea_eV") is None:
+        return "–"
+    lo, hi = (fit.get("Ea_ci95_eV") or [None, None])[:2]
+    ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+    return f"{fit['Ea_eV']:.3f}{ci}"
+
+
+def _fmt_barrier(neb: dict[str, Any] | None) -> str:
+    if neb is None:
+        return "not computed"
+    if "error" in neb:
+        return "failed"
+    b = neb.get("barrier_forward_eV")
+    if b is None:
+        return "no barrier (see flags)"
+    return f"{b:.3f}" + ("" if neb.get("climb", True) else " (no climbing image)")
+
+
+def hop_barrier_table(cfg: StudyConfig, analysis: StudyAnalysis, neb_files: list[Path],
+                      neb_results: list[dict[str, Any]]) -> list[str]:
+    """Markdown: each hop class with its count, its jump-rate Ea and its NEB barrier."""
+    from ionmd.analysis.hops import FEW_HOPS
+
+    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    slugs = {_slug(m.label): m.label for m in cfg.models}
+    for path, res in zip(neb_files, neb_results, strict=False):
+        model = slugs.get(Path(path).parent.parent.name, "?")
+        label = (res.get("hop") or {}).get("label") or res.get("hop") or "?"
+        by_key[(model, str(label))] = res
+    rows = []
+    for model, classes in analysis.hop_classes.items():
+        fits = ((analysis.report.get("mechanisms") or {}).get(model) or {}).get("hop_class_arrhenius") or {}
+        for c in classes:
+            fit = fits.get(c.get("label"))
+            neb = by_key.get((model, str(c.get("label"))))
+            few = ["few_hops"] if int(c.get("count", 0)) < FEW_HOPS else []
+            flags = few + list((fit or {}).get("flags") or []) + list((neb or {}).get("flags") or [])
+            rows.append(f"| {model} | {c.get('label')} | {c.get('count', 0)} | {_fmt_ea(fit)} | "
+                        f"{_fmt_barrier(neb)} | {', '.join(dict.fromkeys(flags)) or '–'} |")
+    if not rows:
+        return []
+    return ["## Hop classes: jump-rate Ea beside the NEB barrier", "",
+            "Ea from the Arrhenius fit of each class's jump rate over the temperatures "
+            "(95% interval); the NEB barrier of the same hop in the perfect cell with the "
+            "defect moved by one hop, end points relaxed at fixed cell (climbing image). "
+            "Rows with flags are not to be quoted.", "",
+            "| model | hop class | hops | Ea from rates (eV) [95% CI] | NEB barrier (eV) | flags |",
+            "|---|---|---|---|---|---|", *rows, ""]
+
+
 def write_study_report(cfg: StudyConfig, out: Path, cell: CellInfo, sweep,
                        analysis: StudyAnalysis, nebs: list[Path]):
     """Write ``report.md``, ``report.html`` and ``study.json`` into ``out``."""
@@ -380,15 +463,20 @@ def write_study_report(cfg: StudyConfig, out: Path, cell: CellInfo, sweep,
         try:
             neb_results.append(json.loads(Path(path).read_text()))
         except (OSError, json.JSONDecodeError) as exc:
-            flags.append({"where": "neb", "flag": "unreadable", "detail": f"{path}: {exc}"})
+            neb_results.append({"error": f"{path}: unreadable ({exc})"})
+        if "error" in neb_results[-1]:
+            flags.append({"where": "neb", "flag": "neb_failed", "detail": str(neb_results[-1]["error"])})
     flags += collect_flags(neb_results, "neb")
-    if cfg.neb.enabled and cfg.neb.max_hop_classes and not analysis.hop_classes:
+    fits = fit_records(cfg, out)
+    flags += collect_flags(fits, "fit")
+    if cfg.neb.enabled and cfg.neb.max_hop_classes and not any(analysis.hop_classes.values()):
         flags.append({"where": "neb", "flag": "no_hops_seen",
                       "detail": "no hop class was seen in the MD, so no barrier was computed"})
     body = analysis.report_md.read_text().split("\n", 1)[1]  # drop its title line
     rel = Path(analysis.report_md.parent).relative_to(out) if analysis.report_md.is_relative_to(out) \
         else analysis.report_md.parent
-    md = _study_header(cfg, cell, sweep) + [_rebase_images(body, str(rel))]
+    md = _study_header(cfg, cell, sweep) + hop_barrier_table(cfg, analysis, nebs, neb_results)
+    md += [_rebase_images(body, str(rel))]
     md += ["## Flags: numbers not to be quoted", ""]
     md += [f"- {line}" for line in flag_lines(flags)] if flags else ["- none"]
     text = "\n".join(md) + "\n"
@@ -399,7 +487,7 @@ def write_study_report(cfg: StudyConfig, out: Path, cell: CellInfo, sweep,
              "config": cfg.to_dict(), "cell": cell.to_dict(),
              "md": {"sweep_dir": str(sweep.sweep_dir), "runs": sweep.n_runs, "done": sweep.done,
                     "failed": sweep.failed, "failures": sweep.failures},
-             "results": analysis.report, "neb": neb_results, "flags": flags}
+             "results": analysis.report, "neb": neb_results, "fit": fits, "flags": flags}
     tmp = json_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(study, indent=2) + "\n")
     tmp.replace(json_path)
