@@ -184,3 +184,30 @@ def test_neb_settings_are_checked(tmp_path):
             tmp_path,
             n_images=3,
         )
+
+
+def test_crash_after_every_replica_finished_is_a_warning_else_an_error(tmp_path):
+    """A launcher that exits non-zero after all replicas closed their logs (a teardown crash)."""
+    import stat
+
+    from ionmd.neb.runner import replicas_finished, run_neb_partitions
+
+    fake = tmp_path / "fake_mpirun"
+    fake.write_text("#!/bin/sh\nexit 245\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    work = tmp_path / "w"
+    work.mkdir()
+    for k in range(3):
+        (work / f"log.lammps.{k}").write_text("neb ...\nTotal wall time: 0:00:01\n")
+        if k < 2:
+            (work / f"final.{k}.dump").write_text("ITEM: TIMESTEP\n")
+    assert not replicas_finished(work, 3)
+    with pytest.raises(IonmdError, match=r"LAMMPS NEB failed .*\(exit 245\)"):
+        run_neb_partitions(work, 3, mpirun=str(fake))
+    (work / "final.2.dump").write_text("ITEM: TIMESTEP\n")
+    assert replicas_finished(work, 3)
+    with pytest.warns(RuntimeWarning, match="exited with status 245 .* after every replica"):
+        run_neb_partitions(work, 3, mpirun=str(fake))
+    (work / "log.lammps.1").write_text("ERROR: something real\n")
+    with pytest.raises(IonmdError, match="ERROR: something real"):
+        run_neb_partitions(work, 3, mpirun=str(fake))
