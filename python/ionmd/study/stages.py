@@ -424,7 +424,8 @@ def hop_barrier_table(cfg: StudyConfig, analysis: StudyAnalysis, neb_files: list
     slugs = {_slug(m.label): m.label for m in cfg.models}
     for path, res in zip(neb_files, neb_results, strict=False):
         model = slugs.get(Path(path).parent.parent.name, "?")
-        label = (res.get("hop") or {}).get("label") or res.get("hop") or "?"
+        hop = res.get("hop")
+        label = hop.get("label") if isinstance(hop, dict) else hop
         by_key[(model, str(label))] = res
     rows = []
     for model, classes in analysis.hop_classes.items():
