@@ -68,6 +68,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"random orderings (n={res.random['n']}): min {res.random['min']:.6f}, mean "
               f"{res.random['mean']:.6f} ± {res.random['std']:.6f} eV/atom; gap to random "
               f"min {res.gap_to_random_min_eV_atom:.6f} eV/atom")
+    if res.flags:
+        print(f"flags: {', '.join(res.flags)}")
     for row in res.top:
         print(f"  #{row['rank']} {row['formula']} {row['energy_per_atom_eV']:.6f} eV/atom "
               f"-> {args.output}/{row['cif']}")

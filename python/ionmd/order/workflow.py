@@ -45,6 +45,8 @@ FLAG_DOCS = {
     "ordering is only the best found so far",
     "space-exhausted": "no new distinct ordering came out of 50 tries per child: the "
     "(small) space is explored (nearly) completely",
+    "not-better-than-random": "random sampling with the same budget found an ordering at or "
+    "below the search's best (gap_to_random_min_eV_atom <= 0): the budget is too small",
     "no-random-baseline": "random sampling was skipped (--random-budget 0): no gap reported",
     "duplicates-by-key-only": "pymatgen is missing: the top list is distinct under the "
     "supercell's symmetry only, not checked by StructureMatcher",
@@ -291,6 +293,8 @@ def run_order(structure: str | Path, output_dir: str | Path, sublattices: list[s
         result.flags.append("space-exhausted")
     if rnd is None:
         result.flags.append("no-random-baseline")
+    elif result.gap_to_random_min_eV_atom is not None and result.gap_to_random_min_eV_atom <= 0:
+        result.flags.append("not-better-than-random")
     if checked == "canonical key":
         result.flags.append("duplicates-by-key-only")
     result.wall_s = time.time() - t0
