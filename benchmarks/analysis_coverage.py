@@ -17,20 +17,8 @@ import argparse
 import numpy as np
 
 from ionmd.analysis.diffusion import A2_PS_TO_CM2_S, diffusion_from_trajectory
-from ionmd.analysis.synthetic import brownian_walk, hop_walk, single_mover_walk
+from ionmd.analysis.synthetic import COVERAGE_WALKS, coverage_walk
 from ionmd.analysis.trajectory import Trajectory
-
-A_HOP = 2.0
-WALKS = [  # kind, hop probability per frame, ions, vibration (Å), frames
-    ("gauss", None, 16, 0.0, 200),
-    ("hop", 0.05, 16, 0.0, 400),
-    ("hop", 0.05, 64, 0.3, 400),
-    ("hop", 0.01, 32, 0.0, 800),
-    ("hop", 0.01, 16, 0.3, 800),
-    ("hop", 0.002, 64, 0.0, 1000),
-    ("hop", 0.002, 32, 0.3, 1000),
-    ("single", 0.05, 32, 0.3, 1000),
-]
 
 
 def _traj(pos: np.ndarray, L_A: float = 30.0) -> Trajectory:
@@ -40,16 +28,6 @@ def _traj(pos: np.ndarray, L_A: float = 30.0) -> Trajectory:
                       "synthetic")
 
 
-def walk(kind: str, q: float | None, n_ions: int, vib_A: float, n_frames: int,
-         rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Positions (Å, frame interval 1 ps) and the exact D (Å^2/ps) of one walk."""
-    if kind == "gauss":
-        return brownian_walk(n_frames, n_ions, 0.05, 1.0, rng), 0.05
-    if kind == "hop":
-        return hop_walk(n_frames, n_ions, q, A_HOP, rng, vib_A), q * A_HOP**2 / 6
-    return single_mover_walk(n_frames, n_ions, q, A_HOP, rng, vib_A), q * A_HOP**2 / 6 / n_ions
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--walks", type=int, default=150)
@@ -57,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     print(f"{'kind':7s} {'q':>6s} {'ions':>4s} {'vib':>4s} {'frames':>6s} {'coverage':>8s} {'neg':>3s} "
           f"{'not resolved':>12s}")
-    for k, spec in enumerate(WALKS):
+    for k, spec in enumerate(COVERAGE_WALKS):
         rng = np.random.default_rng(args.seed + k)
         cov = neg = unres = 0
         for _ in range(args.walks):
-            pos, truth = walk(*spec, rng)
+            pos, truth = coverage_walk(*spec, rng)
             res, _ = diffusion_from_trajectory(_traj(pos), "X")
             lo, hi = res.D_ci95_cm2_s
             cov += lo <= truth * A2_PS_TO_CM2_S <= hi

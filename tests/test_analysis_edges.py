@@ -6,16 +6,16 @@ checked against the line-by-line reader on every layout.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import warnings
 
 import numpy as np
 import pytest
+from test_analysis_diffusion import _traj as diffusion_traj
+from test_analysis_diffusion import main
 
 from ionmd.analysis.arrhenius import ArrheniusResult, fit_arrhenius
-from ionmd.analysis.cli import format_diffusion, register
+from ionmd.analysis.cli import format_diffusion
 from ionmd.analysis.diffusion import (
     A2_PS_TO_CM2_S,
     DiffusionResult,
@@ -25,50 +25,28 @@ from ionmd.analysis.diffusion import (
     window_from_ps,
 )
 from ionmd.analysis.synthetic import (
+    COVERAGE_A_HOP,
+    COVERAGE_WALKS,
     brownian_walk,
+    coverage_walk,
     hop_walk,
-    single_mover_walk,
     write_data_file,
     write_lammps_dump,
 )
-from ionmd.analysis.trajectory import Selection, Trajectory, load_trajectory
-from ionmd.errors import InputError, IonmdError
+from ionmd.analysis.trajectory import Selection, load_trajectory
+from ionmd.errors import InputError
 from ionmd.lammpsio.datafile import parse_type_map
 from ionmd.lammpsio.dump import iter_dump
 
 
-def main(argv):
-    parser = argparse.ArgumentParser(prog="ionmd")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except IonmdError as exc:
-        print(f"ionmd {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _traj(pos, dt_ps=1.0, L=30.0, symbols=None):
-    n = pos.shape[0]
-    sym = symbols or ["Li"] * pos.shape[1]
-    return Trajectory(pos, np.arange(n) * dt_ps, np.full(n, L**3), np.broadcast_to(np.eye(3) * L, (n, 3, 3)),
-                      np.zeros((n, 3)), sym, np.arange(pos.shape[1]), np.zeros((n, 3)), False, "mem")
+def _traj(pos, dt_ps=1.0, L=30.0):
+    return diffusion_traj(pos, dt_ps, L)
 
 
 # ---------------------------------------------------------------- coverage with a known D
 
-A_HOP = 2.0
-WALKS = [
-    # kind, hop probability per frame, ions, vibration (Å), frames
-    ("gauss", None, 16, 0.0, 200),
-    ("hop", 0.05, 16, 0.0, 400),
-    ("hop", 0.05, 64, 0.3, 400),
-    ("hop", 0.01, 32, 0.0, 800),
-    ("hop", 0.01, 16, 0.3, 800),
-    ("hop", 0.002, 64, 0.0, 1000),
-    ("hop", 0.002, 32, 0.3, 1000),
-    ("single", 0.05, 32, 0.3, 1000),
-]
+A_HOP = COVERAGE_A_HOP
+WALKS = COVERAGE_WALKS
 
 
 @pytest.mark.parametrize("k", range(len(WALKS)))
@@ -83,12 +61,7 @@ def test_95_interval_covers_truth_in_90_to_99_of_50_walks(k):
     rng = np.random.default_rng(4000 + k)
     covered = 0
     for _ in range(50):
-        if kind == "gauss":
-            pos, truth = brownian_walk(n_frames, n_ions, 0.05, 1.0, rng), 0.05
-        elif kind == "hop":
-            pos, truth = hop_walk(n_frames, n_ions, q, A_HOP, rng, vib), q * A_HOP**2 / 6
-        else:  # one interstitial moves, the other ions vibrate
-            pos, truth = single_mover_walk(n_frames, n_ions, q, A_HOP, rng, vib), q * A_HOP**2 / 6 / n_ions
+        pos, truth = coverage_walk(kind, q, n_ions, vib, n_frames, rng)
         res, _ = diffusion_from_trajectory(_traj(pos), "Li")
         lo, hi = res.D_ci95_cm2_s
         assert lo >= 0.0 and hi > 0.0  # no interval excludes all positive D

@@ -203,3 +203,34 @@ def single_mover_walk(n_frames: int, n_ions: int, hop_prob: float, a_A: float, r
     if vibration_A > 0:
         pos = pos + rng.normal(0.0, vibration_A, pos.shape)
     return pos
+
+
+COVERAGE_A_HOP = 2.0
+COVERAGE_WALKS = (  # kind, hop probability per frame, ions, vibration (Å), frames
+    ("gauss", None, 16, 0.0, 200),
+    ("hop", 0.05, 16, 0.0, 400),
+    ("hop", 0.05, 64, 0.3, 400),
+    ("hop", 0.01, 32, 0.0, 800),
+    ("hop", 0.01, 16, 0.3, 800),
+    ("hop", 0.002, 64, 0.0, 1000),
+    ("hop", 0.002, 32, 0.3, 1000),
+    ("single", 0.05, 32, 0.3, 1000),
+)
+"""The walk kinds on which the calibration of the D intervals is tested (tests, benchmarks)."""
+
+
+def coverage_walk(kind: str, hop_prob: float | None, n_ions: int, vibration_A: float, n_frames: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Positions (Å, frame interval 1 ps) and the exact D (Å^2/ps) of one walk of :data:`COVERAGE_WALKS`.
+
+    ``gauss``: Gaussian steps, D = 0.05; ``hop``: :func:`hop_walk` with hop length
+    :data:`COVERAGE_A_HOP`; ``single``: :func:`single_mover_walk` (one interstitial).
+    """
+    a = COVERAGE_A_HOP
+    if kind == "gauss":
+        return brownian_walk(n_frames, n_ions, 0.05, 1.0, rng), 0.05
+    if kind == "hop":
+        return hop_walk(n_frames, n_ions, hop_prob, a, rng, vibration_A), hop_prob * a**2 / 6
+    if kind == "single":
+        return single_mover_walk(n_frames, n_ions, hop_prob, a, rng, vibration_A), hop_prob * a**2 / 6 / n_ions
+    raise ValueError(f"unknown walk kind '{kind}' (gauss, hop, single)")
