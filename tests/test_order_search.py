@@ -247,3 +247,15 @@ def test_pair_lattice_calculator_counts_bonds():
     # 8 sites x 6 neighbours / 2 = 24 bonds (periodic images of a 2x2x2 cell count twice).
     i, _ = neighbor_list("ij", atoms, 2.5)
     assert atoms.get_potential_energy() == pytest.approx(len(i) / 2) == pytest.approx(24.0)
+
+
+def test_flat_model_is_flagged_not_better_than_random(tmp_path):
+    parent = tmp_path / "sq.extxyz"
+    write(parent, square_layer(4))
+    res = run_order(parent, tmp_path / "flat", ["Cu=Cu:0.5,Au:0.5"],
+                    energy="ionmd.order.testing:flat_model",
+                    config=SearchConfig(seed=0, max_evals=20, population=5, offspring=5,
+                                        patience=2), quiet=True)
+    assert res.best_eV_atom == 0.0 and res.gap_to_random_min_eV_atom == 0.0
+    assert res.converged and res.search["stop_reason"] == "stagnation"
+    assert "not-better-than-random" in res.flags and "not-converged" not in res.flags

@@ -74,3 +74,8 @@ def ising_ab(elements=None) -> PairLatticeCalculator:
     """
     return PairLatticeCalculator({("Cu", "Cu"): 0.1, ("Au", "Au"): 0.1, ("Cu", "Au"): -0.1},
                                  cutoff_A=2.5)
+
+
+def flat_model(elements=None) -> PairLatticeCalculator:
+    """No pair energy at all: every ordering is a ground state (a negative control)."""
+    return PairLatticeCalculator({}, cutoff_A=2.5)
