@@ -7,11 +7,11 @@ import gzip
 import numpy as np
 import pytest
 
-from ionmd.analysis.datafile import parse_type_map, read_data_file, read_type_map
-from ionmd.analysis.dump import iter_dump
 from ionmd.analysis.synthetic import brownian_walk, write_lammps_dump
 from ionmd.analysis.trajectory import Selection, load_trajectory
 from ionmd.errors import InputError
+from ionmd.lammpsio.datafile import parse_type_map, read_data_file, read_type_map
+from ionmd.lammpsio.dump import iter_dump
 
 CUBIC = np.diag([8.0, 8.0, 8.0])
 TRICLINIC = np.array([[8.0, 0.0, 0.0], [2.0, 7.0, 0.0], [-1.5, 1.0, 6.5]])

@@ -31,8 +31,13 @@ def plot_msd(curves: list[tuple[MSDCurve, DiffusionResult]], path: str | Path, t
         t0, t1 = res.fit_window_ps
         tt = np.linspace(t0, t1, 20)
         slope = 6.0 * res.D_cm2_s / A2_PS_TO_CM2_S
-        ax.plot(tt, slope * tt + res.fit_intercept_A2, "--", color=color, lw=1.5,
-                label=f"fit: D = {res.D_cm2_s:.3g} ± {res.D_err_cm2_s:.2g} cm²/s")
+        if res.resolved:
+            text = f"fit: D = {res.D_cm2_s:.3g} ± {res.D_err_cm2_s:.2g} cm²/s"
+        else:
+            text = f"fit: D not resolved, < {res.D_ci95_cm2_s[1]:.2g} cm²/s (95%)"
+        if res.flags:
+            text += "\nflags: " + ", ".join(res.flags)
+        ax.plot(tt, slope * tt + res.fit_intercept_A2, "--", color=color, lw=1.5, label=text)
         if k == 0:
             ax.axvspan(t0, t1, color="0.9", zorder=0, label="fit window")
     ax.set_xlabel("time lag t (ps)")
@@ -58,8 +63,10 @@ def plot_arrhenius(fits: list[ArrheniusResult], path: str | Path, ylabel: str = 
                     label=f"{fit.label or 'data'}")
         Tl = np.linspace(T.min() * 0.95, T.max() * 1.05, 50)
         lo, hi = fit.Ea_ci95_eV
-        ax.plot(1000.0 / Tl, fit.predict(Tl), "-", color=color,
-                label=f"fit: Ea = {fit.Ea_eV:.3f} eV (95% CI {lo:.3f}–{hi:.3f})")
+        text = f"fit: Ea = {fit.Ea_eV:.3f} eV (95% CI {lo:.3f}–{hi:.3f})"
+        if fit.flags:
+            text += "\nflags: " + ", ".join(fit.flags)
+        ax.plot(1000.0 / Tl, fit.predict(Tl), "-", color=color, label=text)
     ax.set_yscale("log")
     ax.set_xlabel("1000 / T (1/K)")
     ax.set_ylabel(ylabel)

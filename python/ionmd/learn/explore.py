@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from ionmd.analysis.dump import iter_dump
 from ionmd.driver.potential import DEVIATION_FILE
 from ionmd.driver.runner import child_env
 from ionmd.driver.sweepdir import index_path, read_index
 from ionmd.errors import IonmdError
+from ionmd.lammpsio.dump import iter_dump
 
 
 @dataclass
