@@ -145,3 +145,40 @@ def test_perfect_reference_counts_the_vacancy_from_the_trajectory():
     assert res.n_vacancies == 1 and res.n_interstitial_ions == 0
     assert {h.basis for h in res.hop_classes} == {"per vacancy"}
     assert sum(h.count for h in res.hop_classes) == sum(truth.values())
+
+
+def test_vacancy_hop_by_way_of_an_interstitial_site_is_one_vacancy_event():
+    """Rock salt with a vacancy: an ion goes lattice -> tetrahedral void -> the vacant site (one vacancy
+    event, not a Frenkel pair and a recombination); another goes to a void and back (no event)."""
+    from ase.spacegroup import crystal
+
+    a = 4.03
+    sc = crystal(["Li", "F"], basis=[(0, 0, 0), (0.5, 0.5, 0.5)], spacegroup=225,
+                 cellpar=[a] * 3 + [90] * 3).repeat(2)
+    sym = sc.get_chemical_symbols()
+    li = [i for i, s in enumerate(sym) if s == "Li"]
+    vac_pos = np.array([a / 2, a / 2, 0])
+    del sc[[i for i in li if np.linalg.norm(sc.positions[i] - vac_pos) < 1e-6][0]]
+    ref = as_reference(sc)
+    sites = find_sites(ref, ["Li"])
+    is_li = np.array([s == "Li" for s in sc.get_chemical_symbols()])
+    rest = sc.positions[is_li]
+    n_f = 200
+    pos = np.broadcast_to(rest, (n_f, len(rest), 3)).copy()
+    mover = int(np.argmin(np.linalg.norm(rest, axis=1)))  # the Li at the origin
+    tet = np.array([a / 4, a / 4, a / 4])
+    pos[50:52, mover] = [rest[mover] + (tet - rest[mover]) * f for f in (1 / 3, 2 / 3)]
+    pos[52:70, mover] = tet
+    pos[70:72, mover] = [tet + (vac_pos - tet) * f for f in (1 / 3, 2 / 3)]
+    pos[72:, mover] = vac_pos
+    back = int(np.argmin(np.linalg.norm(rest - [a, a, a], axis=1)))  # a Li far away: out and back
+    tet2 = np.array([a, a, a]) + [a / 4, a / 4, -a / 4]
+    pos[120:140, back] = tet2
+    pos += np.random.default_rng(5).normal(0, 0.1, pos.shape)
+    traj = Trajectory(pos, np.arange(n_f) * DT_PS, np.full(n_f, sc.get_volume()),
+                      np.broadcast_to(np.asarray(sc.cell[:]), (n_f, 3, 3)).copy(), np.zeros((n_f, 3)),
+                      ["Li"] * len(rest), np.arange(1, len(rest) + 1), np.zeros((n_f, 3)), False, "via void")
+    res = mechanisms_from_trajectory(traj, sites, "Li", min_residence_ps=0.1, window_ps=0.5)
+    assert res.counts == {"interstitialcy": 0, "direct_interstitial": 0, "vacancy": 1, "frenkel_formation": 0,
+                          "recombination": 0}
+    assert res.n_hops == 4 and [(h.hop_class.label, h.count) for h in res.hop_classes] == [("Li(1)-i(1) 1.75 Å", 4)]

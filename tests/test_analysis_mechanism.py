@@ -122,9 +122,13 @@ def test_planted_knockoff_direct_and_vacancy_hops_are_classified(tmp_path):
     assert ko.time_ps == pytest.approx(1.0, abs=0.05)
     np.testing.assert_allclose(res.rates_per_ps["vacancy"], 1 / 3.19)
     json.loads(res.to_json())
-    # without the residence filter the 3-frame rattle becomes a Frenkel pair and its recombination
+    # without the residence filter the 3-frame rattle is two hops: an excursion out and back within the
+    # window is no event, with a shorter window it is a Frenkel pair and its recombination
     raw = analyse_mechanisms(dump, ref, Selection(species=["Li"]), dt_fs=1.0, min_residence_ps=0.005)
-    assert raw.counts["frenkel_formation"] == 1 and raw.counts["recombination"] == 1
+    assert raw.n_hops == 6 and raw.counts == res.counts
+    raw = analyse_mechanisms(dump, ref, Selection(species=["Li"]), dt_fs=1.0, min_residence_ps=0.005,
+                             window_ps=0.01)
+    assert raw.counts["frenkel_formation"] == 2 and raw.counts["recombination"] == 2  # rattle + unpaired knock-off
     # the pair is a knock-off only within the window: Y leaves the site 2 frames before X arrives
     far = analyse_mechanisms(dump, ref, Selection(types=[1]), dt_fs=1.0, window_ps=0.01)
     assert far.counts["interstitialcy"] == 0

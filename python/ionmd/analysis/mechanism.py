@@ -14,7 +14,9 @@ mechanisms by the kinds of their sites, lattice (L) or interstitial (I):
   L -> I hop of another ion out of the same site s within ``window_ps``;
   one event = the two hops;
 * ``direct_interstitial``: I -> I;
-* ``vacancy``: L -> L (into a vacant lattice site);
+* ``vacancy``: L -> L (into a vacant lattice site), also by way of an interstitial
+  site: an L -> I hop of an ion followed within ``window_ps`` by its I -> L hop into
+  another lattice site is one event (back into its own site it is no event);
 * ``frenkel_formation``: an unpaired L -> I hop (creates an interstitial and a vacancy);
 * ``recombination``: an unpaired I -> L hop (an interstitial fills a vacancy).
 """
@@ -246,6 +248,7 @@ def classify_hops(hops: list[Hop], window_frames: int) -> list[tuple[str, list[H
     into = [h for h in hops if h.from_kind == "I" and h.to_kind == "L"]
     out_of = [h for h in hops if h.from_kind == "L" and h.to_kind == "I"]
     used_out: set[int] = set()
+    unpaired_in: list[Hop] = []
     by_site: dict[int, list[int]] = {}
     for j, g in enumerate(out_of):
         by_site.setdefault(g.from_site, []).append(j)
@@ -259,13 +262,25 @@ def classify_hops(hops: list[Hop], window_frames: int) -> list[tuple[str, list[H
             if dt <= window_frames and (best_dt is None or dt < best_dt):
                 best, best_dt = j, dt
         if best is None:
-            events.append(("recombination", [h]))
+            unpaired_in.append(h)
         else:
             used_out.add(best)
             events.append(("interstitialcy", [h, out_of[best]]))
+    # one ion through an interstitial site: L -> I then, within the window, I -> L
+    next_in = {(h.ion, h.from_site): h for h in sorted(unpaired_in, key=lambda x: -x.arrive_frame)}
+    used_in: set[int] = set()
     for j, g in enumerate(out_of):
-        if j not in used_out:
+        if j in used_out:
+            continue
+        h = next_in.get((g.ion, g.to_site))
+        if h is None or id(h) in used_in or not 0 <= h.leave_frame - g.arrive_frame <= window_frames:
             events.append(("frenkel_formation", [g]))
+            continue
+        used_in.add(id(h))
+        if h.to_site != g.from_site:  # a lattice hop by way of the interstitial site
+            events.append(("vacancy", [g, h]))
+        # else: a short excursion back to its own site, no event
+    events += [("recombination", [h]) for h in unpaired_in if id(h) not in used_in]
     for h in hops:
         if h.from_kind == "I" and h.to_kind == "I":
             events.append(("direct_interstitial", [h]))
