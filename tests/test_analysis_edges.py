@@ -337,7 +337,8 @@ def test_xdatcar_and_extxyz_with_frame_interval_and_stride(tmp_path):
 def test_mdanalysis_universe():
     mda = pytest.importorskip("MDAnalysis")
     rng = np.random.default_rng(18)
-    pos = brownian_walk(40, 4, 0.5, 0.1, rng) % 10.0
+    raw = brownian_walk(40, 4, 0.5, 0.1, rng) + 5.0
+    pos = raw % 10.0
     u = mda.Universe.empty(4, trajectory=True)
     u.add_TopologyAttr("elements", ["Li"] * 4)
     from MDAnalysis.coordinates.memory import MemoryReader
@@ -345,6 +346,8 @@ def test_mdanalysis_universe():
     u.load_new(pos.astype(np.float32), format=MemoryReader, dimensions=[10, 10, 10, 90, 90, 90])
     t = load_trajectory(u, Selection(species=["Li"]), frame_interval_fs=100.0, drift_correction=False)
     assert t.n_frames == 40 and t.dt_ps == pytest.approx(0.1)
+    d = t.positions_A - raw  # unwrapped: equal to the walk up to a lattice vector per ion
+    np.testing.assert_allclose(d - d[0], 0.0, atol=1e-4)
 
 
 # ---------------------------------------------------------------- fast reader == line-by-line reader
