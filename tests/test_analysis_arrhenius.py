@@ -142,7 +142,19 @@ def test_sweep_directory_groups_seeds_and_recovers_Ea(tmp_path, capsys):
     assert fit.Ea_ci95_eV[0] < EA < fit.Ea_ci95_eV[1]
     out = tmp_path / "a.json"
     assert main(["arrhenius", str(sweep), "--json", str(out)]) == 0
-    assert json.loads(out.read_text())["n_temperatures"] == 3
+    d = json.loads(out.read_text())
+    assert d["n_temperatures"] == 3
+    # flags are carried through: 300 K is far below the fitted 700-1200 K
+    assert "extrapolation-far" in d["flags"] and "flags: extrapolation-far" in capsys.readouterr().out
+    assert fit.flags == d["flags"]
+    # a flagged point (here: made not diffusive) makes the Ea flagged
+    sw.diffusion["toy"][900.0].flags.append("not-diffusive")
+    from ionmd.analysis.arrhenius import fit_arrhenius as refit
+
+    Ts = sorted(sw.diffusion["toy"])
+    f2 = refit(Ts, [sw.diffusion["toy"][T].D_cm2_s for T in Ts], [sw.diffusion["toy"][T].D_err_cm2_s for T in Ts],
+               point_flags=[sw.diffusion["toy"][T].flags for T in Ts])
+    assert "from-flagged-points" in f2.flags and f2.flagged_points_K == [900.0]
 
 
 def test_sweep_errors(tmp_path):
