@@ -48,21 +48,14 @@ def register(subparsers) -> None:
         "points are this structure with its defect moved by one hop",
     )
     p.add_argument("--final", type=Path, help="final end point (same atoms in the same order)")
-    p.add_argument(
-        "--hop-start",
-        type=float,
-        nargs=3,
-        metavar=("FA", "FB", "FC"),
-        help="--reference: start site of the moving atom, fractional coordinates",
-    )
-    p.add_argument(
-        "--hop-end",
-        type=float,
-        nargs=3,
-        metavar=("FA", "FB", "FC"),
-        help="--reference: end site, fractional coordinates (occupied: vacancy hop; empty: the "
-        "atom at the start moves there)",
-    )
+    for flag, what in (
+        ("--hop-start", "start site of the moving atom"),
+        ("--hop-end", "end site (occupied: vacancy hop; empty: the atom at the start moves there)"),
+    ):
+        p.add_argument(
+            flag, type=float, nargs=3, metavar=("FA", "FB", "FC"),
+            help=f"--reference: {what}, fractional coordinates",
+        )  # fmt: skip
     p.add_argument(
         "--hop-species", help="--reference: element of an added interstitial (both sites empty)"
     )

@@ -309,6 +309,13 @@ def plot_profile(result: NEBResult, path: Path) -> None:
     plt.close(fig)
 
 
+def _flag_end_replicas(result: NEBResult, values: list[float], limit: float, flag: str, note) -> None:
+    """Flag ``flag`` for each end replica (initial, final) whose value exceeds ``limit``."""
+    for name, value in zip(("initial", "final"), values, strict=False):
+        if value > limit:
+            result.add_flag(flag, note(name, value))
+
+
 def apply_guards(
     result: NEBResult,
     below_tol_eV: float = BELOW_ENDPOINT_TOL_EV,
@@ -362,13 +369,14 @@ def apply_guards(
                 f"band below end point: end points not minima (image {k} is {dip * 1e3:.1f} meV "
                 f"below the lower end point {when} of the NEB; tolerance {below_tol_eV * 1e3:.1f} meV)",
             )
-    for name, drop in zip(("initial", "final"), result.endpoint_drop_eV, strict=False):
-        if drop > below_tol_eV:
-            result.add_flag(
-                FLAG_BELOW_ENDPOINT,
-                f"band below end point: end points not minima (the {name} replica relaxed "
-                f"{drop * 1e3:.1f} meV lower during the NEB)",
-            )
+    _flag_end_replicas(
+        result,
+        result.endpoint_drop_eV,
+        below_tol_eV,
+        FLAG_BELOW_ENDPOINT,
+        lambda name, drop: f"band below end point: end points not minima (the {name} replica "
+        f"relaxed {drop * 1e3:.1f} meV lower during the NEB)",
+    )
     if not (result.max_force_eV_A <= result.ftol_eV_A):
         result.converged = False
         result.add_flag(
@@ -391,13 +399,14 @@ def apply_guards(
                 f"{before:.3f} -> {after:.3f} Å; limit {max_endpoint_shift_A:g} Å): the band may "
                 "not be the hop asked for",
             )
-    for name, drift in zip(("initial", "final"), result.endpoint_drift_A, strict=False):
-        if drift > max_endpoint_shift_A:
-            result.add_flag(
-                FLAG_ENDPOINT_MOVED,
-                f"the {name} replica moved {drift:.3f} Å during the NEB (> "
-                f"{max_endpoint_shift_A:g} Å): the band may not be the hop asked for",
-            )
+    _flag_end_replicas(
+        result,
+        result.endpoint_drift_A,
+        max_endpoint_shift_A,
+        FLAG_ENDPOINT_MOVED,
+        lambda name, drift: f"the {name} replica moved {drift:.3f} Å during the NEB (> "
+        f"{max_endpoint_shift_A:g} Å): the band may not be the hop asked for",
+    )
     if not result.climb:
         result.climbing_image = None  # no image climbed: nothing is claimed to be the saddle
         result.add_flag(
