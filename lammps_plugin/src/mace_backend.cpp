@@ -34,7 +34,9 @@ MaceGraph mace_graph(const AtomicSystem &s)
     auto pj = s.pair_j.narrow(0, 0, s.npairs_local);
     g.receiver = s.owner.index_select(0, pj);
     auto offset = s.positions.index_select(0, pj) - s.positions.index_select(0, g.receiver);
-    g.unit_shifts = torch::round(torch::matmul(offset, torch::linalg_inv(s.cell)));
+    // Not rounded: shift @ cell is then the ghost's own offset, so edge vectors follow
+    // ghost coordinates (fix numdiff/virial moves ghosts without straining the box).
+    g.unit_shifts = torch::matmul(offset, torch::linalg_inv(s.cell));
   } else {
     // Ghost shell: ghosts are nodes at their real positions, edges carry no shift.
     g.n = s.nall;
