@@ -174,7 +174,12 @@ def format_diffusion(res) -> str:
                 hv += f" (95% CI {_interval(res.haven_ratio_ci95)})"
         else:
             hv = f"Haven ratio not given: {res.haven_ratio_reason}"
-        lines.append(f"  {sig}, Nernst-Einstein {res.sigma_NE_mS_cm:.4g} mS/cm, {hv}")
+        if res.resolved or not res.D_cm2_s or res.sigma_NE_mS_cm is None:
+            ne = f"Nernst-Einstein {res.sigma_NE_mS_cm:.4g} mS/cm"
+        else:  # proportional to D: as unresolved as D
+            ne_up = res.sigma_NE_mS_cm / res.D_cm2_s * res.D_ci95_cm2_s[1]
+            ne = f"Nernst-Einstein < {ne_up:.3g} mS/cm (D not resolved)"
+        lines.append(f"  {sig}, {ne}, {hv}")
     if res.flags:
         lines.append("  flags: " + ", ".join(res.flags))
     return "\n".join(lines)
