@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from ionmd.errors import InputError
+from ionmd.study.fit_stage import FitSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -69,7 +70,7 @@ STRUCTURE_KEYS = {"file", "builtin", "supercell", "min_length_A", "types"}
 DEFECT_KEYS = {"kind", "species", "site", "index", "frac"}
 DEFECT_KINDS = ("none", "vacancy", "interstitial")
 SPECIES_KEYS = {"mobile", "charges"}
-MODEL_KEYS = {"path", "pair_style", "pair_coeff", "label"}
+MODEL_KEYS = {"path", "pair_style", "pair_coeff", "label", "fit"}
 LABEL_RE = re.compile(r"^[A-Za-z0-9_+-]+$")
 MD_KEYS = {"temperatures_K": list, "seeds": list, "dt_fs": float, "n_equil": int,
            "n_prod": int, "dump_every": int, "ranks_per_run": int, "thermostat": str,
@@ -102,12 +103,17 @@ class DefectSpec:
 
 @dataclass
 class ModelSpecification:
-    """The interatomic model: a TorchScript file or a classical ``pair_style``."""
+    """The interatomic model: a TorchScript file, a classical ``pair_style``, or a fit.
+
+    With ``fit`` (:class:`ionmd.study.fit_stage.FitSpec`), ``path`` is None until the
+    study's ``fit`` stage has made the model.
+    """
 
     path: Path | None = None
     pair_style: str | None = None
     pair_coeff: list[str] = field(default_factory=list)
     label: str = "model"
+    fit: FitSpec | None = None
 
     @property
     def classical(self) -> bool:
@@ -328,9 +334,14 @@ def _parse_one_model(path: Path, t: dict, key: str, label: str) -> ModelSpecific
     label = t.get("label", label)
     if not isinstance(label, str) or not LABEL_RE.match(label):
         raise _fail(path, f"{key}.label", f"expected a short name (letters, digits, _ + -), got {label!r}")
-    if ("path" in t) == ("pair_style" in t):
-        raise _fail(path, key, "give exactly one of 'path' (a TorchScript model) and "
-                    "'pair_style' (+ 'pair_coeff', a classical potential)")
+    if sum(k in t for k in ("path", "pair_style", "fit")) != 1:
+        raise _fail(path, key, "give exactly one of 'path' (a TorchScript model), "
+                    "'pair_style' (+ 'pair_coeff', a classical potential) and a 'fit' table "
+                    "(a MACE model fitted by the study)")
+    if "fit" in t:  # a model the study fits itself (ionmd.study.fit_stage)
+        if "pair_coeff" in t:
+            raise _fail(path, f"{key}.pair_coeff", "only with 'pair_style'")
+        return ModelSpecification(fit=FitSpec.from_table(path, t["fit"], f"{key}.fit"), label=label)
     if "path" in t:
         if "pair_coeff" in t:
             raise _fail(path, f"{key}.pair_coeff", "only with 'pair_style'")

@@ -10,6 +10,9 @@ sweep from :mod:`ionmd.driver`, diffusion, hop classes and the report from
     ``structure/perfect.data`` (the reference lattice for the site analysis),
     ``structure/cell.data`` (the MD cell) and ``structure/cell.json`` (what was built,
     including the removed or added atom).
+``fit``
+    Only for a model with a ``fit`` table: training frames, labels, a MACE fit and its
+    TorchScript export (``fit/LABEL/``, :mod:`ionmd.study.fit_stage`), resumable.
 ``md``
     The temperature x seed sweep (``sweep/``), resumable.
 ``analysis``
@@ -38,7 +41,7 @@ from ionmd.errors import InputError
 from ionmd.study.config import StudyConfig
 from ionmd.study.progress import DemoProgress, format_hms
 
-STAGES = ("structure", "md", "analysis", "neb", "report")
+STAGES = ("structure", "fit", "md", "analysis", "neb", "report")
 CONFIG_RECORD = "study_config.json"
 
 
@@ -142,6 +145,9 @@ def run_study(cfg: StudyConfig, out: str | Path, n_ranks: int | None = None,
         progress.start("structure", "building the cell")
         cell = stages.build_cell(cfg, out / "structure")
         progress.message(f"cell: {cell.summary()}")
+        progress.finish()
+        progress.start("fit", "sampling, labelling, fitting and exporting the study's own model")
+        stages.fit_models(cfg, out, progress)  # sets the path of each model with a fit table
         progress.finish()
         progress.start("md", "starting the sweep")
         sweep = stages.run_md(cfg, out, cell, n_ranks, progress)
