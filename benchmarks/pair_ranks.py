@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lammps_runner import lower_triangular, write_data  # noqa: E402
-from pair_speed import SPECIES, lif_cell  # noqa: E402
+from pair_speed import SPECIES, lif_cell, timed_lammps  # noqa: E402
 
 
 def run_in_lif(data: Path, ranks: int, steps: int, workdir: Path) -> dict:
@@ -36,15 +35,8 @@ def run_in_lif(data: Path, ranks: int, steps: int, workdir: Path) -> dict:
     cmd = [shutil.which("lmp") or "lmp", "-in", "inputs/in.lif", "-var", "data", str(data),
            "-var", "n_equil", "0", "-var", "n_prod", str(steps), "-var", "outdir", str(out),
            "-log", str(workdir / f"log_{ranks}.lammps")]
-    if ranks > 1:
-        cmd = ["mpirun", "-np", str(ranks), *cmd]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
-    if proc.returncode != 0:
-        raise RuntimeError(f"in.lif failed on {ranks} rank(s):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    loop = re.findall(r"Loop time of ([0-9.eE+-]+) on \d+ procs for (\d+) steps", proc.stdout)
+    proc, seconds, nsteps = timed_lammps(cmd, ranks, ROOT)
     mode = re.search(r"mlip/torch: (fold|halo|ghost-shell|local) ", proc.stdout)
-    seconds, nsteps = float(loop[-1][0]), int(loop[-1][1])
     return {"ranks": ranks, "steps": nsteps, "seconds": seconds, "steps_per_s": nsteps / seconds,
             "mode": mode.group(1) if mode else "?"}
 

@@ -163,6 +163,20 @@ def ase_md(atoms, dtype: str, steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
+def timed_lammps(cmd: list[str], ranks: int, cwd: Path):
+    """Run ``cmd`` (an lmp command line) on ``ranks`` ranks, one thread each; return the
+    finished process, the last run's loop time (s) and its number of steps."""
+    if ranks > 1:
+        cmd = ["mpirun", "-np", str(ranks), *cmd]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    if proc.returncode != 0:
+        raise RuntimeError(f"LAMMPS failed on {ranks} rank(s) in {cwd}:\n{proc.stdout[-2000:]}\n"
+                           f"{proc.stderr[-2000:]}")
+    loops = re.findall(r"Loop time of ([0-9.eE+-]+) on \d+ procs for (\d+) steps", proc.stdout)
+    return proc, float(loops[-1][0]), int(loops[-1][1])
+
+
 def lammps_md(atoms, model: Path, ranks: int, steps: int, workdir: Path, words: str = "") -> dict:
     """Timesteps/s and peak memory per rank (MB) of LAMMPS MD with pair_style mlip/torch."""
     sys.path.insert(0, str(ROOT / "tests"))
@@ -178,14 +192,7 @@ def lammps_md(atoms, model: Path, ranks: int, steps: int, workdir: Path, words: 
         f"run {steps}\n"
     )
     cmd = [sys.executable, str(MAXRSS), shutil.which("lmp") or "lmp", "-in", "in.bench", "-log", "none"]
-    if ranks > 1:
-        cmd = ["mpirun", "-np", str(ranks), *cmd]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                          env=dict(os.environ, OMP_NUM_THREADS="1"))
-    if proc.returncode != 0:
-        raise RuntimeError(f"LAMMPS failed in {workdir}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    loops = re.findall(r"Loop time of ([0-9.eE+-]+) on \d+ procs for (\d+) steps", proc.stdout)
-    seconds, nsteps = float(loops[-1][0]), int(loops[-1][1])
+    proc, seconds, nsteps = timed_lammps(cmd, ranks, workdir)
     rss = [int(v) / 1024 for v in re.findall(r"IONMD_MAXRSS_KB (\d+)", proc.stderr)]
     return {"steps_per_s": nsteps / seconds, "peak_MB_per_rank": max(rss) if rss else float("nan")}
 
