@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ionmd.neb.cli",
     "ionmd.learn.cli",
     "ionmd.order.cli",
+    "ionmd.assess.cli",
 )
 
 
