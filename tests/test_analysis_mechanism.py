@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from ionmd.analysis.datafile import ReferenceStructure, read_data_file
 from ionmd.analysis.mechanism import analyse_mechanisms
 from ionmd.analysis.sites import find_sites, parse_fractional_sites
 from ionmd.analysis.synthetic import write_lammps_dump
 from ionmd.analysis.trajectory import Selection
 from ionmd.errors import InputError
+from ionmd.lammpsio.datafile import ReferenceStructure, read_data_file
 
 A = 4.03  # Å, LiF conventional cell
 FCC = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])

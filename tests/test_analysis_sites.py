@@ -12,9 +12,9 @@ import pytest
 from ase import Atoms
 from ase.spacegroup import crystal
 
-from ionmd.analysis.datafile import ReferenceStructure
 from ionmd.analysis.sites import find_sites, parse_fractional_sites, read_perfect
 from ionmd.errors import InputError
+from ionmd.lammpsio.datafile import ReferenceStructure
 
 A_HEX, C_HEX = 3.65, 3.87  # Å, Li3N-like
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from ionmd.analysis.datafile import read_data_file
 from ionmd.analysis.report import write_report
 from ionmd.analysis.sites import find_sites
+from ionmd.lammpsio.datafile import read_data_file
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("mpirun") is None or shutil.which("lmp") is None,

@@ -2,9 +2,9 @@
 
 Modules (each with one job; see docs/analysis.md):
 
-- :mod:`~ionmd.analysis.dump` streams LAMMPS text dumps frame by frame;
-  :mod:`~ionmd.analysis.trajectory` keeps the selected ions' unwrapped positions
-  (also extxyz / ASE trajectories); :mod:`~ionmd.analysis.datafile` reads data files and type maps.
+- :mod:`~ionmd.analysis.trajectory` keeps the selected ions' unwrapped positions from LAMMPS
+  dumps (read by :mod:`ionmd.lammpsio.dump`) or extxyz / ASE trajectories; data files and type
+  maps are read by :mod:`ionmd.lammpsio.datafile`.
 - :mod:`~ionmd.analysis.msd` computes all-origin MSDs by FFT; :mod:`~ionmd.analysis.gls` models their
   covariance; :mod:`~ionmd.analysis.diffusion` gives ``DiffusionResult`` (D, error, window,
   conductivity, Haven ratio) and combines seeds.

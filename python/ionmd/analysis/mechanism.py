@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ionmd.analysis.datafile import ReferenceStructure, read_data_file
 from ionmd.analysis.hops import HopClassifier, HopClassRate, carriers
 from ionmd.analysis.sites import _IMAGES, SiteSet, find_sites, parse_fractional_sites, read_perfect
 from ionmd.analysis.trajectory import Selection, Trajectory, load_trajectory
 from ionmd.errors import InputError
+from ionmd.lammpsio.datafile import ReferenceStructure, read_data_file
 
 MECHANISMS = ("interstitialcy", "direct_interstitial", "vacancy", "frenkel_formation", "recombination")
 

@@ -95,8 +95,8 @@ class MechanismCollector:
         return Path(ref)
 
     def __call__(self, run: dict, traj) -> None:
-        from ionmd.analysis.datafile import read_data_file
         from ionmd.analysis.sweep import _run_selection
+        from ionmd.lammpsio.datafile import read_data_file
 
         ref_path = self.reference_of(run)
         if ref_path is None:

@@ -40,8 +40,8 @@ import numpy as np
 import spglib
 from scipy.spatial import Voronoi, cKDTree
 
-from ionmd.analysis.datafile import ReferenceStructure
 from ionmd.errors import InputError
+from ionmd.lammpsio.datafile import ReferenceStructure
 from ionmd.results import Result
 
 _IMAGES = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float)
@@ -307,7 +307,7 @@ def read_perfect(path: str | Path) -> ReferenceStructure:
     if not p.is_file():
         raise InputError(f"perfect structure file '{p}' does not exist")
     if p.suffix in (".data", ".lmp") or p.name.startswith("data."):
-        from ionmd.analysis.datafile import read_data_file
+        from ionmd.lammpsio.datafile import read_data_file
 
         return read_data_file(p)
     from ionmd.driver.structure import read_structure
