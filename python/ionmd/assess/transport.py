@@ -151,7 +151,8 @@ def _compare_model(row: ModelTransport, ref: ModelTransport) -> None:
         if a is None or b is None:
             row.comparisons.append(Comparison(row.model, q, float("nan"), float("nan"), float("nan"),
                                               float("nan"), float("nan"), float("nan"), None,
-                                              [f"no_fit:{row.model if a is None else ref.model}"]))
+                                              [f"no_fit:{m}" for m, f in ((row.model, a), (ref.model, b))
+                                               if f is None]))
             continue
         row.comparisons.append(compare(row.model, q, a["Ea_eV"], a["Ea_err_eV"], b["Ea_eV"], b["Ea_err_eV"],
                                        list(a.get("flags") or []) + list(b.get("flags") or [])))
@@ -171,7 +172,7 @@ def export_fitted(fitted: dict[str, str], out: Path, dtype: str | None = None) -
     paths = {}
     for name, src in fitted.items():
         dst = out / f"{name}.pt"
-        if not dst.is_file():
+        if not dst.is_file() or dst.stat().st_mtime < Path(src).stat().st_mtime:  # new or refitted
             export_model(src, dst, dtype=dtype)
         paths[name] = str(dst)
     return paths
