@@ -68,6 +68,10 @@ class HopInfo:
         Index (0-based) of the moving atom in the NEB end points.
     hop_type
         Index of its symmetry-distinct hop type (:func:`ionmd.neb.hops.group_hops`), -1 if none.
+    partner_atom, partner_start_frac, partner_end_frac, partner_length_A
+        Concerted hops (kind ``knock-off``, :mod:`ionmd.neb.concerted`): the second moving
+        atom (the lattice atom pushed onto an interstitial site), its start, end and path
+        length; -1 / empty for single-atom hops.
     """
 
     label: str
@@ -78,6 +82,10 @@ class HopInfo:
     hop_length_A: float
     moving_atom: int
     hop_type: int = -1
+    partner_atom: int = -1
+    partner_start_frac: list[float] = field(default_factory=list)
+    partner_end_frac: list[float] = field(default_factory=list)
+    partner_length_A: float = 0.0
 
 
 @dataclass

@@ -1,0 +1,128 @@
+"""Knock-off (interstitialcy) NEB for any structure: candidates, symmetry types, end points, barrier.
+
+Counts are checked against hand-counted answers: in rock salt the 8 tetrahedral sites
+around a cation give 7 knock-offs of 3 types (collinear 180°: 1; 109.5°: 3; 70.5°: 3);
+in fcc the 6 octahedral sites around an atom give 5 knock-offs of 2 types (180°: 1;
+90°: 4). The generic LiF end points equal the built-in ``knockoff`` case's atom by atom,
+and with the bundled MACE model the generic band gives the built-in case's barrier.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import bulk
+
+from ionmd.errors import InputError
+from ionmd.examples.lif.neb_cases import LIF_A_A, lif_case, run_case
+from ionmd.neb.concerted import (
+    KNOCKOFF_KIND,
+    concerted_barrier,
+    concerted_endpoints,
+    knockoff_candidates,
+    knockoff_types,
+    knockoff_types_of_class,
+)
+from ionmd.neb.lammps_input import NEBSettings
+from ionmd.neb.potential import Potential
+from ionmd.neb.result import NEBResult
+
+ROCKSALT = bulk("LiF", "rocksalt", a=LIF_A_A, cubic=True)  # cation (0,0,0), anion (0.5,0,0)
+TETRA = (0.25, 0.25, 0.25)
+MACE = Path(__file__).resolve().parents[1] / "inputs" / "models" / "lif_mace.pt"
+
+
+def test_rock_salt_knockoffs_seven_candidates_three_types():
+    cands = knockoff_candidates(ROCKSALT, TETRA, (0, 0, 0))
+    assert len(cands) == 7
+    for c in cands:  # all at the L-I distance a*sqrt(3)/4 from l, none is a itself
+        v = (c.end_frac - c.lattice_frac) @ ROCKSALT.cell.array
+        assert np.linalg.norm(v) == pytest.approx(LIF_A_A * np.sqrt(3) / 4, abs=1e-9)
+        assert not np.allclose(c.end_frac, c.interstitial_frac)
+    types = knockoff_types(ROCKSALT, TETRA, (0, 0, 0), "Li(1)", "i(1)")
+    assert [len(t.members) for t in types] == [1, 3, 3]
+    assert [round(t.angle_deg, 2) for t in types] == [180.0, 109.47, 70.53]
+    assert [t.label for t in types] == [
+        "knock-off Li(1) via i(1), 180°", "knock-off Li(1) via i(1), 109°",
+        "knock-off Li(1) via i(1), 71°"]
+    assert np.allclose(types[0].representative.end_frac, [-0.25, -0.25, -0.25])
+
+
+def test_fcc_octahedral_knockoffs_two_types_and_supercell_invariance():
+    fcc = bulk("Cu", "fcc", a=3.615, cubic=True)
+    types = knockoff_types(fcc, (0.5, 0, 0), (0, 0, 0))
+    assert [(len(t.members), round(t.angle_deg)) for t in types] == [(1, 180), (4, 90)]
+    # a supercell reference (as the study passes) gives the same types, in its own fractions
+    big = knockoff_types(fcc.repeat(2), (0.25, 0, 0), (0, 0, 0))
+    assert [(len(t.members), round(t.angle_deg)) for t in big] == [(1, 180), (4, 90)]
+
+
+def test_hop_class_mapping_either_direction_and_bad_classes():
+    cls = {"label": "Li(1)-i(1) 1.75 Å", "from_kind": "I", "to_kind": "L",
+           "from_sublattice": "i(1)", "to_sublattice": "Li(1)",
+           "start_frac": [0.25, 0.25, 0.25], "end_frac": [1.0, 0.0, 1.0]}
+    types = knockoff_types_of_class(ROCKSALT, cls)
+    assert [len(t.members) for t in types] == [1, 3, 3]
+    assert types[0].label == "knock-off Li(1) via i(1), 180°"
+    with pytest.raises(InputError, match="needs an L-I class"):
+        knockoff_types_of_class(ROCKSALT, cls | {"from_kind": "L"})
+    with pytest.raises(InputError, match="is occupied in the perfect reference"):
+        knockoff_candidates(ROCKSALT, (0.5, 0, 0), (0, 0, 0))  # an anion, not an interstitial
+
+
+@pytest.mark.parametrize("n_cells", [2, 3])
+def test_generic_end_points_equal_the_builtin_lif_knockoff(n_cells):
+    t = knockoff_types(ROCKSALT, TETRA, (0, 0, 0))[0]
+    ep = concerted_endpoints(ROCKSALT, t.representative, species="Li", repeat=(n_cells,) * 3)
+    initial, final = lif_case("knockoff", n_cells)
+    assert len(ep.initial) == len(ep.final) == 8 * n_cells**3 + 1
+    assert ep.initial.get_chemical_symbols() == initial.get_chemical_symbols()
+    assert np.allclose(ep.initial.positions, initial.positions)
+    assert np.allclose(ep.final.positions, final.positions)
+    moved = np.flatnonzero(np.linalg.norm(ep.final.positions - ep.initial.positions, axis=1) > 1e-9)
+    assert sorted(moved) == sorted([ep.interstitial_atom, ep.lattice_atom])
+    assert ep.hop_length_A == pytest.approx(ep.partner_length_A)
+
+
+def test_every_type_gives_valid_end_points_and_bad_ones_are_named():
+    for t in knockoff_types(ROCKSALT, TETRA, (0, 0, 0)):
+        ep = concerted_endpoints(ROCKSALT, t.representative, repeat=(2, 2, 2))
+        for at in (ep.initial, ep.final):
+            d = at.get_all_distances(mic=True)[np.triu_indices(len(at), 1)]
+            assert d.min() > 1.4  # no overlap: the closest pair is an interstitial-neighbour one
+            assert at.get_chemical_symbols().count("Li") == 33
+    rep = knockoff_types(ROCKSALT, TETRA, (0, 0, 0))[0].representative
+    with pytest.raises(InputError, match="holds Li, not the interstitial's F"):
+        concerted_endpoints(ROCKSALT, rep, species="F", repeat=(2, 2, 2))
+    with pytest.raises(InputError, match="not less than half the cell width"):
+        concerted_endpoints(ROCKSALT, rep)
+
+
+def test_generic_knockoff_barrier_equals_the_builtin_case_mace(tmp_path):
+    """Bundled MACE, 2x2x2 LiF (65 atoms), 3 images: generic band vs the built-in case."""
+    from ionmd.plugin import plugin_path
+
+    if shutil.which("mpirun") is None or shutil.which("lmp") is None:
+        pytest.skip("mpirun or lmp not on PATH")
+    if not MACE.is_file():
+        pytest.skip(f"bundled model {MACE} is absent")
+    if plugin_path() is None:
+        pytest.skip("the ionmd plugin (pair_style mlip/torch) is not built")
+    kw = {"ftol_eV_A": 0.05, "n1_steps": 200, "n2_steps": 200}
+    ref = run_case(MACE, "knockoff", tmp_path / "builtin", n_cells=2, n_images=3,
+                   ftol_eV_A=kw["ftol_eV_A"], n_steps=kw["n1_steps"],
+                   climb_steps=kw["n2_steps"], timeout_s=600)
+    t = knockoff_types(ROCKSALT, TETRA, (0, 0, 0), "Li(1)", "i(1)")[0]
+    r = concerted_barrier(ROCKSALT, t.representative, Potential.from_model(MACE, ["Li", "F"]),
+                          tmp_path / "generic", species="Li", repeat=(2, 2, 2), n_images=3,
+                          settings=NEBSettings(**kw), timeout_s=600, hop_type=t.index)
+    assert ref.converged and r.converged, (ref.summary(), r.summary())
+    assert 0.0 < r.barrier_forward_eV < 1.0
+    assert r.barrier_forward_eV == pytest.approx(ref.barrier_forward_eV, abs=3e-3)
+    back = NEBResult.read_json(tmp_path / "generic" / "neb.json")
+    ep = concerted_endpoints(ROCKSALT, t.representative, repeat=(2, 2, 2))
+    assert back.hop.kind == KNOCKOFF_KIND and back.hop.partner_atom == ep.lattice_atom
+    assert back.hop.moving_atom == 64 and back.hop.partner_end_frac == [-0.25, -0.25, -0.25]
