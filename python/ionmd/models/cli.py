@@ -13,7 +13,7 @@ def _export(args: argparse.Namespace) -> int:
     from ionmd.models.export import export_model
 
     result = export_model(args.model, args.output, dtype=args.dtype, halo=args.halo,
-                          fmt=args.format)
+                          fmt=args.format, head=args.head)
     to_json = getattr(result, "to_json", None)
     print(to_json() if callable(to_json) else result)
     return 0
@@ -97,6 +97,8 @@ def _fit(args: argparse.Namespace) -> int:
             n_train=args.max_train,
             pair_repulsion=not args.no_zbl,
             config_type_weights=_parse_weights(args.config_type_weights),
+            multihead=not args.no_multihead,
+            replay_data=args.replay_data,
         )
     else:
         if args.foundation is not None:
@@ -164,6 +166,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             action="store_true",
             help="MACE: write the halo-exchange module (node features exchanged between MPI ranks "
             "once per layer; ghosts of one cutoff; per-atom virials)",
+        )
+        p.add_argument(
+            "--head",
+            default=None,
+            help="MACE multi-head model (from `ionmd fit mace --foundation`): the head to export "
+            "(default: the fine-tuned head, the first that is not pt_head)",
         )
         p.set_defaults(func=_export)
 
@@ -234,7 +242,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
     p.add_argument("--size", choices=("tiny", "small", "medium"), default="small")
     p.add_argument(
-        "--foundation", type=Path, default=None, help="MACE checkpoint to fine-tune from"
+        "--foundation", type=Path, default=None,
+        help="MACE checkpoint on disk to fine-tune from (multi-head by default; see --replay-data)"
+    )
+    p.add_argument(
+        "--replay-data", type=Path, default=None,
+        help="MACE --foundation: labelled frames replayed for the foundation head in multi-head "
+        "fine-tuning (required unless --no-multihead; nothing is downloaded)",
+    )
+    p.add_argument(
+        "--no-multihead", action="store_true",
+        help="MACE --foundation: plain fine-tuning (one head, the new data alone)",
     )
     p.add_argument("--committee", type=int, default=1, help="number of models with different seeds")
     p.add_argument("--seed", type=int, default=0)

@@ -127,7 +127,8 @@ def checkpoint_dtype(model) -> str:
 
 
 def export_mace(src: Path, out: Path, dtype: str | None = None, check_seed: int = 0,
-                halo: bool = False, fmt: str = "torchscript") -> ExportResult:
+                halo: bool = False, fmt: str = "torchscript",
+                head: str | None = None) -> ExportResult:
     """Export a mace-torch ``.model`` for ``pair_style mlip/torch``; verify before writing.
 
     Parameters
@@ -146,6 +147,10 @@ def export_mace(src: Path, out: Path, dtype: str | None = None, check_seed: int 
     fmt
         ``"torchscript"`` or ``"pt2"`` (an AOTInductor package for this torch and
         the CPU; see :mod:`ionmd.models.export_pt2`).
+    head
+        Multi-head models (mace multi-head fine-tuning): the head to export; default
+        the first head that is not the foundation's ``pt_head``
+        (:func:`ionmd.models.foundation.default_head`). Recorded in ``ionmd.json``.
     """
     import copy
 
@@ -157,6 +162,16 @@ def export_mace(src: Path, out: Path, dtype: str | None = None, check_seed: int 
     if dtype is None:
         dtype = checkpoint_dtype(original)
     original = original.to(torch.float64)
+    # --- head selection (multi-head fine-tuned models; ionmd.models.foundation) ---
+    from ionmd.models.foundation import model_heads, resolve_head
+
+    head_name, head_index = resolve_head(original, head, src)
+    head_meta = {"head": head_name, "heads": model_heads(original)}
+    named = head_name if getattr(original, "heads", None) else None  # None: a model without heads
+    if fmt == "pt2" and head_index != 0:
+        raise InputError(f"{src}: --format pt2 exports head 0 only; head {head_name!r} needs the "
+                         "TorchScript export (drop --format pt2)")
+    # --- end head selection ---
     if fmt == "pt2":
         return _export_mace_pt2(src, out, original, dtype, check_seed, halo, get_neighborhood)
     tdtype = torch.float32 if dtype == "float32" else torch.float64
@@ -165,11 +180,12 @@ def export_mace(src: Path, out: Path, dtype: str | None = None, check_seed: int 
     if halo:
         from ionmd.models import mace_halo
 
-        module = mace_halo.build_halo_module(model)
+        module = mace_halo.build_halo_module(model, named)
         meta_extra = {"halo": True, "halo_width": int(module.halo_width)}
         scripted = jit.compile(module)
     else:
-        scripted = jit.compile(lammps_mace(model))
+        scripted = jit.compile(lammps_mace(model, **({'head': named} if named else {})))
+    meta_extra.update(head_meta)
 
     meta = {**_mace_meta(src, original, dtype), **meta_extra}
     z, symbols = meta["atomic_numbers"], meta["species"]
@@ -178,6 +194,7 @@ def export_mace(src: Path, out: Path, dtype: str | None = None, check_seed: int 
     # Verification: exported module (reloaded from disk) against the original, eager.
     atoms = probe_structure(symbols, spacing_A=min(2.2, 0.55 * r_max), seed=check_seed)
     ref_data = mace_graph(atoms, r_max, z, torch.float64, get_neighborhood)
+    ref_data["head"] = torch.tensor([head_index], dtype=torch.long)
     ref = original(dict(ref_data), training=False, compute_force=True)
     e_ref = float(ref["energy"].detach().sum())
     f_ref = ref["forces"].detach().numpy()
@@ -287,7 +304,7 @@ def export_deepmd(src: Path, out: Path, dp_env: str | None = None) -> ExportResu
 
 def export_model(src: str | Path, out: str | Path, dtype: str | None = None,
                  dp_env: str | None = None, halo: bool = False,
-                 fmt: str = "torchscript") -> ExportResult:
+                 fmt: str = "torchscript", head: str | None = None) -> ExportResult:
     """Export ``src`` (MACE ``.model``, DeePMD ``.pth`` or ``.pt``) to ``out`` for the plugin.
 
     ``dtype=None`` keeps the checkpoint's own precision (MACE). ``halo=True`` (MACE
@@ -309,8 +326,10 @@ def export_model(src: str | Path, out: str | Path, dtype: str | None = None,
         if fmt != "torchscript":
             raise InputError(f"{src}: --format {fmt} applies to MACE models only; DeePMD models "
                              "are exported as deepmd-kit's frozen TorchScript")
+        if head is not None:
+            raise InputError(f"{src}: --head applies to multi-head MACE models only")
         return export_deepmd(src, out, dp_env)
-    return export_mace(src, out, dtype, halo=halo, fmt=fmt)
+    return export_mace(src, out, dtype, halo=halo, fmt=fmt, head=head)
 
 
 def _checkpoint_kind(path: Path) -> str:

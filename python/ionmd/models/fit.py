@@ -135,6 +135,7 @@ class FitResult:
     members: list[MemberResult] = field(default_factory=list)
     sel: dict | None = None  # DeePMD only: the chosen sel and how (see fit_deepmd)
     init_model: list[str] | None = None  # DeePMD only: checkpoints continued from, per member
+    finetune: dict | None = None  # MACE --foundation only: mode, heads, replay data
 
     def to_json(self) -> str:
         """Return the result as a JSON string."""
@@ -248,6 +249,8 @@ def fit_mace(
     pair_repulsion: bool = True,
     config_type_weights: dict[str, float] | None = None,
     stage_two: bool = True,
+    multihead: bool = True,
+    replay_data: Path | str | None = None,
     extra_args: Sequence[str] = (),
 ) -> FitResult:
     """Fit a MACE model (or a committee) with ``mace_run_train``.
@@ -293,6 +296,17 @@ def fit_mace(
         energy weight of the first stage leaves per-composition energy offsets
         (about 15-20 meV/atom between the interstitial and vacancy LiF cells were
         measured); skipped when there are fewer than 4 epochs.
+    multihead
+        With ``foundation``: mace's multi-head fine-tuning (default). The model
+        gets two heads, ``pt_head`` (the foundation's, kept on the ``replay_data``)
+        and ``Default`` (the new data); it keeps every element of the foundation.
+        ``False``: plain fine-tuning of the foundation's weights on the new data
+        alone (one head). See :mod:`ionmd.models.foundation`.
+    replay_data
+        Multi-head fine-tuning: labelled frames (ASE ``energy``/``forces``, e.g. a
+        subset of the foundation's training set) that keep the foundation head
+        from forgetting (mace's ``--pt_train_file``). Required: ionmd never lets
+        mace download its Materials Project replay set.
     """
     t0 = time.time()
     data = Path(data)
@@ -301,10 +315,17 @@ def fit_mace(
         raise InputError(f"--size {size!r}: choose one of {', '.join(MACE_SIZES)}")
     if foundation is not None and not Path(foundation).is_file():
         raise InputError(f"--foundation {foundation}: no such file")
+    if foundation is None and replay_data is not None:
+        raise InputError("--replay-data applies to fine-tuning only (give --foundation)")
+    mh = foundation is not None and multihead
     if shutil.which("mace_run_train") is None:
         raise IonmdError("mace_run_train not found on PATH; `pip install mace-torch`")
     frames = load_labelled(data)
     species = _species(frames)
+    if mh:
+        from ionmd.models.foundation import check_multihead_inputs
+
+        check_multihead_inputs(foundation, replay_data, species)
     tr, va, te = split_indices(len(frames), seed=seed)
     tr = tr[:n_train] if n_train is not None else tr
     out.mkdir(parents=True, exist_ok=True)
@@ -317,6 +338,13 @@ def fit_mace(
     e0_arg = (
         "average" if e0_source == "average" else str({atomic_numbers[s]: v for s, v in e0.items()})
     )
+    replay = None
+    if mh:
+        from ionmd.models.foundation import foundation_e0s, write_replay
+
+        replay = write_replay(replay_data, out / "replay.xyz")
+        if e0_source != "labeller isolated atoms":  # mace refuses "average" with several heads
+            e0, e0_source, e0_arg = foundation_e0s(foundation, species), "foundation", "foundation"
     opts = dict(MACE_SIZES[size])
     if epochs is not None:
         opts["max_num_epochs"] = str(epochs)
@@ -372,12 +400,16 @@ def fit_mace(
         if foundation is not None:
             cmd += [
                 "--foundation_model",
-                str(foundation),
+                str(Path(foundation).resolve()),
                 "--multiheads_finetuning",
-                "False",
+                str(mh),
                 "--max_num_epochs",
                 opts["max_num_epochs"],
             ]
+            if mh:
+                from ionmd.models.foundation import multihead_args
+
+                cmd += multihead_args(replay)
         else:
             for key, val in opts.items():
                 cmd += [f"--{key}", val]
@@ -426,6 +458,10 @@ def fit_mace(
         time.time() - t0,
         members,
     )
+    if foundation is not None:
+        from ionmd.models.foundation import describe_finetune
+
+        result.finetune = describe_finetune(foundation, mh, replay, members[0].model)
     (out / "fit.json").write_text(result.to_json() + "\n")
     return result
 
