@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from ionmd.analysis.arrhenius import ArrheniusResult, fit_arrhenius
 from ionmd.analysis.diffusion import DiffusionResult, combine_runs, diffusion_from_trajectory
 from ionmd.analysis.msd import MSDCurve
 from ionmd.analysis.trajectory import Selection, Trajectory, load_trajectory
+from ionmd.driver.sweepdir import index_path, read_index_json
 from ionmd.errors import InputError
 from ionmd.lammpsio.datafile import parse_type_map, read_data_file
 
@@ -41,18 +41,12 @@ class SweepAnalysis:
 
 
 def read_sweep(sweep_dir: str | Path) -> dict:
-    """Return the parsed ``sweep.json`` of a sweep directory."""
-    sweep_dir = Path(sweep_dir)
-    f = sweep_dir / "sweep.json"
-    if not f.is_file():
-        raise InputError(f"'{sweep_dir}' is not a sweep directory: it has no sweep.json")
-    try:
-        data = json.loads(f.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"'{f}' is not valid JSON: line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(data.get("runs"), list):
-        raise InputError(f"'{f}' has no 'runs' list")
-    return data
+    """Return the parsed ``sweep.json`` of a sweep directory (run entries as dicts).
+
+    Read by :func:`ionmd.driver.sweepdir.read_index_json`, the one reader of the index;
+    the analysis accepts partial run entries, checking per run what it needs.
+    """
+    return read_index_json(sweep_dir)
 
 
 def _run_selection(run: dict, f: Path, species: list[str] | None) -> Selection:
@@ -90,7 +84,7 @@ def analyse_sweep(sweep_dir: str | Path, species: list[str] | None = None,
     """
     sweep_dir = Path(sweep_dir)
     data = read_sweep(sweep_dir)
-    f = sweep_dir / "sweep.json"
+    f = index_path(sweep_dir)
     out = SweepAnalysis(name=str(data.get("name", sweep_dir.name)))
     groups: dict[str, dict[float, list]] = {}
     for run in data["runs"]:

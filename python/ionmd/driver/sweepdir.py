@@ -121,8 +121,14 @@ def index_path(sweep_dir: str | Path) -> Path:
     return Path(sweep_dir) / INDEX_FILE
 
 
-def read_index(sweep_dir: str | Path) -> SweepIndex:
-    """Read ``sweep.json``; raise :class:`InputError` naming the file and the bad entry."""
+def read_index_json(sweep_dir: str | Path) -> dict[str, Any]:
+    """The raw ``sweep.json`` of a sweep directory: a dict with a ``runs`` list (entries unchecked).
+
+    For readers that tolerate partial run entries (analysis of hand-made sweeps);
+    :func:`read_index` builds typed :class:`RunRecord` objects from it. Raises
+    :class:`InputError` naming the directory or the file when it is missing, not
+    valid JSON, unreadable or has no ``runs`` list.
+    """
     sweep_dir = Path(sweep_dir)
     path = index_path(sweep_dir)
     if not path.is_file():
@@ -135,6 +141,14 @@ def read_index(sweep_dir: str | Path) -> SweepIndex:
         raise InputError(f"'{path}' cannot be read: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
         raise InputError(f"'{path}' has no 'runs' list")
+    return data
+
+
+def read_index(sweep_dir: str | Path) -> SweepIndex:
+    """Read ``sweep.json``; raise :class:`InputError` naming the file and the bad entry."""
+    sweep_dir = Path(sweep_dir)
+    path = index_path(sweep_dir)
+    data = read_index_json(sweep_dir)
     runs = []
     for i, entry in enumerate(data["runs"]):
         label = entry.get("id", f"#{i}") if isinstance(entry, dict) else f"#{i}"

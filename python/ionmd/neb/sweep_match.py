@@ -12,11 +12,11 @@ A sweep model (the ``model`` name of the runs in ``sweep.json``) matches an NEB 
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ionmd.driver.sweepdir import read_index_json
 from ionmd.errors import InputError
 from ionmd.filehash import file_sha256
 from ionmd.neb.result import NEBResult
@@ -101,11 +101,7 @@ _MLIP_LINE = re.compile(r"^\s*pair_style\s+mlip/torch\s+(\S+)", re.MULTILINE)
 def sweep_models(sweep_dir: str | Path) -> dict[str, SweepModel]:
     """The sweep's models, with the driving model file of each (read from the runs' inputs)."""
     sweep_dir = Path(sweep_dir)
-    f = sweep_dir / "sweep.json"
-    try:
-        runs = json.loads(f.read_text())["runs"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputError(f"cannot read the runs of {f}: {exc}") from None
+    runs = read_index_json(sweep_dir)["runs"]
     models: dict[str, SweepModel] = {}
     hashed: dict[Path, str] = {}
     for run in runs:
