@@ -165,3 +165,22 @@ def test_relaxed_and_vibrating_defective_reference():
     empty = s.frac[(s.kind == "L") & ~s.occupied][0] - vac
     empty -= np.round(empty)
     assert np.linalg.norm(empty @ sc.cell[:]) < 0.05  # the clean vacant site, not a displaced neighbour
+
+
+def test_sublattice_labels_are_those_of_ionmd_symmetry():
+    """find_sites and ionmd.symmetry.symmetry_sites label the same orbits the same way.
+
+    The Li 2c orbit is listed first and the atoms are shuffled, so the labels follow
+    the Wyckoff letters (b before c), not the input order.
+    """
+    from ionmd.symmetry import symmetry_sites
+
+    cell = crystal(["N", "Li", "Li"], basis=[(0, 0, 0), (1 / 3, 2 / 3, 0), (0, 0, 0.5)], spacegroup=191,
+                   cellpar=[A_HEX, A_HEX, C_HEX, 90, 90, 120]).repeat((2, 2, 1))
+    perm = np.random.default_rng(3).permutation(len(cell))
+    sc = cell[perm]
+    info = symmetry_sites(sc)
+    s = find_sites(as_reference(sc), ["Li"], interstitial_frac=np.zeros((0, 3)))
+    got = {x.label: (x.wyckoff, x.n_sites) for x in s.sublattices}
+    want = {x.label: (x.wyckoff.lstrip("0123456789"), len(x.indices)) for x in info.sites if x.species == "Li"}
+    assert got == want == {"Li(1)": ("b", 4), "Li(2)": ("c", 8)}

@@ -12,12 +12,16 @@ atoms related by the space group). An orbit is labelled twice:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from ase import Atoms
 
 from ionmd.errors import InputError
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,39 @@ class SymmetryInfo:
         raise InputError(f"atom index {index} is not in the structure")
 
 
+def orbit_labels(symbols: Sequence[str], wyckoffs: Sequence[str],
+                 equivalent_atoms: Sequence[int] | np.ndarray) -> dict[int, str]:
+    """The ``SPECIES(n)`` label of each crystallographic orbit (the one numbering rule).
+
+    Orbits of one species are numbered in the order of their Wyckoff letters, ties
+    by their first atom index, so that labels do not depend on the atom order.
+
+    Parameters
+    ----------
+    symbols : sequence of str
+        Chemical symbol of every atom.
+    wyckoffs : sequence of str
+        Wyckoff letter of every atom (spglib's ``wyckoffs``; any placeholder such as
+        ``"?"`` when unknown).
+    equivalent_atoms : sequence of int
+        Representative atom of the orbit of every atom (spglib's ``equivalent_atoms``).
+
+    Returns
+    -------
+    dict of int to str
+        Label of each orbit, keyed by its representative atom.
+    """
+    orbit_of = np.asarray(equivalent_atoms)
+    first = {int(rep): int(np.flatnonzero(orbit_of == rep)[0]) for rep in dict.fromkeys(orbit_of.tolist())}
+    count: dict[str, int] = {}
+    labels: dict[int, str] = {}
+    for rep in sorted(first, key=lambda r: (wyckoffs[r], first[r])):
+        species = symbols[rep]
+        count[species] = count.get(species, 0) + 1
+        labels[rep] = f"{species}({count[species]})"
+    return labels
+
+
 def symmetry_sites(atoms: Atoms, symprec: float = 1e-3) -> SymmetryInfo:
     """Return the space group and the labelled crystallographic orbits of ``atoms``.
 
@@ -88,18 +125,13 @@ def symmetry_sites(atoms: Atoms, symprec: float = 1e-3) -> SymmetryInfo:
     orbit_of = np.asarray(data.equivalent_atoms)
     conv_per_input = abs(np.linalg.det(np.asarray(data.std_lattice))) / abs(atoms.cell.volume)
     symbols = atoms.get_chemical_symbols()
-    orbits = []
-    for rep in dict.fromkeys(orbit_of.tolist()):
+    labels = orbit_labels(symbols, list(data.wyckoffs), orbit_of)
+    sites = []
+    for rep, label in labels.items():
         members = tuple(int(i) for i in np.flatnonzero(orbit_of == rep))
         mult = int(round(len(members) * conv_per_input))
-        orbits.append((symbols[rep], data.wyckoffs[rep], members[0], mult, members))
-    orbits.sort(key=lambda o: (o[1], o[2]))
-    count: dict[str, int] = {}
-    sites = []
-    for species, letter, _, mult, members in orbits:
-        count[species] = count.get(species, 0) + 1
-        sites.append(SymmetrySite(species=species, label=f"{species}({count[species]})",
-                                  wyckoff=f"{mult}{letter}", indices=members))
+        sites.append(SymmetrySite(species=symbols[rep], label=label,
+                                  wyckoff=f"{mult}{data.wyckoffs[rep]}", indices=members))
     sites.sort(key=lambda s: s.indices[0])
     return SymmetryInfo(spacegroup=str(data.international), number=int(data.number),
                         sites=tuple(sites))

@@ -43,6 +43,7 @@ from scipy.spatial import Voronoi, cKDTree
 from ionmd.errors import InputError
 from ionmd.lammpsio.datafile import ReferenceStructure
 from ionmd.results import Result
+from ionmd.symmetry import orbit_labels
 
 _IMAGES = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float)
 
@@ -663,18 +664,17 @@ def find_sites(ref: ReferenceStructure, species: list[str], interstitial_frac: n
     lat_orbit = equiv[n_fw:]
     d_occ, _ = _nearest(lat, mob, cell)
     lat_occ = d_occ < tol
-    # lattice sublattices, ordered by species, Wyckoff letter, first position
+    # lattice sublattices, ordered by species, Wyckoff letter, first position; labelled by ionmd.symmetry's rule
+    labels = orbit_labels(p_sym, wyck, equiv)
     keys = sorted(set(lat_orbit.tolist()), key=lambda o: (lat_sym[int(np.flatnonzero(lat_orbit == o)[0])],
                                                           wyck[o], o))
     sublattices: list[Sublattice] = []
     sub_of = np.zeros(len(lat), dtype=int)
-    count: dict[str, int] = {}
     for o in keys:
         members = lat_orbit == o
         sp = lat_sym[int(np.flatnonzero(members)[0])]
-        count[sp] = count.get(sp, 0) + 1
         sub_of[members] = len(sublattices)
-        sublattices.append(Sublattice(f"{sp}({count[sp]})", sp, "L", str(wyck[o]), int(members.sum()),
+        sublattices.append(Sublattice(labels[o], sp, "L", str(wyck[o]), int(members.sum()),
                                       int(np.sum(lat_occ & members))))
     # interstitial sites
     if interstitial_frac is not None:
