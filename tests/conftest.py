@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +75,21 @@ def mace_calculator(mace_float64):
 
 def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
+
+
+def run_area_cli(register: Callable[[argparse._SubParsersAction], None], argv: list[str]) -> int:
+    """Run ``ionmd`` with one area's sub-commands only (``register``), with the CLI's error handling.
+
+    An :class:`~ionmd.errors.IonmdError` is printed as ``ionmd CMD: error: ...`` on stderr
+    and gives exit status 2, as in :func:`ionmd.cli.main`.
+    """
+    from ionmd.errors import IonmdError
+
+    parser = argparse.ArgumentParser(prog="ionmd")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except IonmdError as exc:
+        print(f"ionmd {args.command}: error: {exc}", file=sys.stderr)
+        return 2

@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_area_cli
 
 from ionmd.analysis.arrhenius import KB_EV_K, fit_arrhenius, read_arrhenius_csv
 from ionmd.analysis.cli import register
 from ionmd.analysis.sweep import analyse_sweep
 from ionmd.analysis.synthetic import brownian_walk, write_lammps_dump
-from ionmd.errors import InputError, IonmdError
+from ionmd.errors import InputError
 
 EA, D0 = 0.45, 2e-3  # eV, cm^2/s
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(prog="ionmd")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except IonmdError as exc:
-        print(f"ionmd {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    """``ionmd`` with this area's sub-commands only."""
+    return run_area_cli(register, argv)
 
 
 def _data(rng, rel=0.08, T=(600.0, 700.0, 800.0, 900.0, 1000.0, 1200.0)):

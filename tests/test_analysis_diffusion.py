@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
 import numpy as np
 import pytest
+from conftest import run_area_cli
 
 from ionmd.analysis.cli import register
 from ionmd.analysis.diffusion import (
@@ -25,19 +24,11 @@ from ionmd.analysis.diffusion import (
 from ionmd.analysis.msd import msd_direct, tracer_msd
 from ionmd.analysis.synthetic import brownian_walk, lattice_walk, write_lammps_dump
 from ionmd.analysis.trajectory import Selection, Trajectory, load_trajectory
-from ionmd.errors import IonmdError
 
 
 def main(argv):
-    """The ``ionmd`` error handling around this area's sub-commands only."""
-    parser = argparse.ArgumentParser(prog="ionmd")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except IonmdError as exc:
-        print(f"ionmd {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    """``ionmd`` with this area's sub-commands only."""
+    return run_area_cli(register, argv)
 
 
 def _traj(pos, dt_ps, L=20.0):
