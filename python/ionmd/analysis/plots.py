@@ -20,6 +20,15 @@ def _plt():
     return plt
 
 
+def _save(fig, path: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` as a 120 dpi PNG, close it and return the path."""
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    _plt().close(fig)
+    return path
+
+
 def plot_msd(curves: list[tuple[MSDCurve, DiffusionResult]], path: str | Path, title: str = "") -> Path:
     """MSD against time for each run, with the fit window shaded and the fitted line."""
     plt = _plt()
@@ -44,11 +53,7 @@ def plot_msd(curves: list[tuple[MSDCurve, DiffusionResult]], path: str | Path, t
     ax.set_ylabel("MSD (Å²)")
     ax.set_title(title or "Tracer mean squared displacement")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_arrhenius(fits: list[ArrheniusResult], path: str | Path, ylabel: str = "D (cm²/s)",
@@ -75,11 +80,7 @@ def plot_arrhenius(fits: list[ArrheniusResult], path: str | Path, ylabel: str = 
     secx = ax.secondary_xaxis("top", functions=(lambda x: 1000.0 / np.maximum(x, 1e-9),
                                                 lambda T: 1000.0 / np.maximum(T, 1e-9)))
     secx.set_xlabel("T (K)")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_hops(counts: dict[str, dict[str, int]], path: str | Path,
@@ -100,11 +101,7 @@ def plot_hops(counts: dict[str, dict[str, int]], path: str | Path,
     ax.set_title(title)
     if labels:
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 __all__ = ["plot_msd", "plot_arrhenius", "plot_hops", "KB_EV_K"]
