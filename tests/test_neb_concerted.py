@@ -126,3 +126,65 @@ def test_generic_knockoff_barrier_equals_the_builtin_case_mace(tmp_path):
     ep = concerted_endpoints(ROCKSALT, t.representative, repeat=(2, 2, 2))
     assert back.hop.kind == KNOCKOFF_KIND and back.hop.partner_atom == ep.lattice_atom
     assert back.hop.moving_atom == 64 and back.hop.partner_end_frac == [-0.25, -0.25, -0.25]
+
+
+class _Progress:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+
+def _lif_classes():
+    """An L-I and an I-I class as the analysis hands them over, in a 3x3x3 reference."""
+    li_i = {"label": "Li(1)-i(1) 1.75 Å", "from_kind": "L", "to_kind": "I",
+            "from_sublattice": "Li(1)", "to_sublattice": "i(1)",
+            "start_frac": [0.0, 0.0, 0.0], "end_frac": [1 / 12, 1 / 12, 1 / 12]}
+    i_i = {"label": "i(1)-i(1) 2.02 Å", "from_kind": "I", "to_kind": "I",
+           "from_sublattice": "i(1)", "to_sublattice": "i(1)",
+           "start_frac": [1 / 12, 1 / 12, 1 / 12], "end_frac": [0.25, 1 / 12, 1 / 12]}
+    return li_i, i_i
+
+
+def test_study_jobs_replace_an_li_class_by_its_knockoffs():
+    from ionmd.study.stages import knockoff_jobs
+
+    li_i, i_i = _lif_classes()
+    ref = ROCKSALT.repeat(3)
+    jobs = knockoff_jobs([("mace", li_i), ("mace", i_i)], ref, 4, _Progress())
+    labels = [j["label"] for _, j in jobs]
+    assert labels == ["Li(1)-i(1) 1.75 Å: knock-off Li(1) via i(1), 180°", "i(1)-i(1) 2.02 Å",
+                      "Li(1)-i(1) 1.75 Å: knock-off Li(1) via i(1), 109°",
+                      "Li(1)-i(1) 1.75 Å: knock-off Li(1) via i(1), 71°"]
+    ko = jobs[0][1]["knockoff"]
+    assert ko.label == labels[0]
+    assert np.allclose((ko.end_frac - ko.lattice_frac) * 3, [-0.25] * 3)  # collinear, [111]
+    # the cap keeps every class (its most collinear knock-off) before the other types
+    capped = knockoff_jobs([("mace", li_i), ("mace", i_i)], ref, 2, _Progress())
+    assert [j["label"] for _, j in capped] == labels[:2]
+    # a class whose 'interstitial' end is occupied stays a single-atom band, with a message
+    p = _Progress()
+    bad = li_i | {"end_frac": [1 / 6, 0.0, 0.0]}  # an F site
+    assert knockoff_jobs([("mace", bad)], ref, 4, p) == [("mace", bad)]
+    assert "no knock-off" in p.messages[0]
+
+
+def test_study_table_lists_knockoffs_under_their_class(tmp_path):
+    from types import SimpleNamespace
+
+    from ionmd.study.stages import hop_barrier_table
+
+    li_i, _ = _lif_classes()
+    cfg = SimpleNamespace(models=[SimpleNamespace(label="mace")])
+    analysis = SimpleNamespace(hop_classes={"mace": [li_i | {"count": 40}]}, report={})
+    files = [tmp_path / "mace" / "00_a" / "neb.json", tmp_path / "mace" / "01_b" / "neb.json"]
+    res = [{"hop": {"label": f"{li_i['label']}: knock-off Li(1) via i(1), 180°"},
+            "barrier_forward_eV": 0.1504, "flags": []},
+           {"hop": {"label": f"{li_i['label']}: knock-off Li(1) via i(1), 109°"},
+            "barrier_forward_eV": None, "converged": False, "flags": ["not_converged"]}]
+    rows = [r for r in hop_barrier_table(cfg, analysis, files, res) if r.startswith("| mace")]
+    assert rows[0].startswith("| mace | Li(1)-i(1) 1.75 Å | 40 |")
+    assert rows[1] == "| mace | ↳ knock-off Li(1) via i(1), 180° | | | 0.150 | – |"
+    assert rows[2].startswith("| mace | ↳ knock-off Li(1) via i(1), 109° |")
+    assert "0." not in rows[2] and "not_converged" in rows[2]

@@ -303,6 +303,7 @@ def run_hop_nebs(cfg: StudyConfig, outdir: Path, cell: CellInfo, analysis: Study
         return []
     from ionmd.driver.structure import read_structure
     from ionmd.errors import IonmdError
+    from ionmd.neb.concerted import concerted_barrier
     from ionmd.neb.hops import hop_barrier
     from ionmd.neb.lammps_input import NEBSettings
 
@@ -312,6 +313,8 @@ def run_hop_nebs(cfg: StudyConfig, outdir: Path, cell: CellInfo, analysis: Study
         progress.message("NEB: no hop class was seen in the MD, so there is no hop to compute")
         return []
     reference = read_structure(cell.perfect_data)
+    if cfg.defect.kind == "interstitial":  # L-I classes are halves of knock-offs
+        jobs = knockoff_jobs(jobs, reference, cfg.neb.max_hop_classes, progress)
     settings = NEBSettings(ftol_eV_A=cfg.neb.ftol_eV_A, n1_steps=cfg.neb.steps,
                            n2_steps=cfg.neb.climb_steps)
     n_images = cfg.neb.images
@@ -325,9 +328,10 @@ def run_hop_nebs(cfg: StudyConfig, outdir: Path, cell: CellInfo, analysis: Study
         progress.update(k / len(jobs), f"{model}: hop class {hop['label']} "
                         f"({k + 1}/{len(jobs)}, {n_images} images)", force=True)
         try:
-            hop_barrier(reference, hop, study_potential(cfg, model, cell.types), target,
-                        species=cfg.defect.species, n_images=n_images, settings=settings,
-                        ranks_per_image=max(1, cfg.neb.ranks_per_image))
+            run = concerted_barrier if "knockoff" in hop else hop_barrier
+            run(reference, hop.get("knockoff", hop), study_potential(cfg, model, cell.types),
+                target, species=cfg.defect.species, n_images=n_images, settings=settings,
+                ranks_per_image=max(1, cfg.neb.ranks_per_image), hop_type=hop.get("hop_type", -1))
         except IonmdError as exc:  # one failed band must not lose the others
             target.mkdir(parents=True, exist_ok=True)
             (target / "neb_failed.json").write_text(json.dumps(
@@ -335,6 +339,39 @@ def run_hop_nebs(cfg: StudyConfig, outdir: Path, cell: CellInfo, analysis: Study
             files[-1] = target / "neb_failed.json"
             progress.message(f"NEB {model} {hop['label']} failed: {exc}")
     return files
+
+
+def knockoff_jobs(jobs: list[tuple[str, dict[str, Any]]], reference, cap: int,
+                  progress: DemoProgress) -> list[tuple[str, dict[str, Any]]]:
+    """NEB jobs of an interstitial study: each L-I class becomes its knock-off types.
+
+    A single-atom band of an L-I class from the perfect reference is a Frenkel pair that
+    relaxes back, so each such class is replaced by its symmetry-distinct knock-offs
+    (:func:`ionmd.neb.concerted.knockoff_types_of_class`, most collinear first), labelled
+    ``<class>: knock-off ...``; I-I and L-L classes stay single-atom hops. At most ``cap``
+    jobs per model: every class (its most collinear knock-off) first, then the other types.
+    """
+    from dataclasses import replace
+
+    from ionmd.errors import IonmdError
+    from ionmd.neb.concerted import knockoff_types_of_class
+
+    first: dict[str, list[dict[str, Any]]] = {}
+    more: dict[str, list[dict[str, Any]]] = {}
+    for model, c in jobs:
+        types = []
+        if sorted((str(c.get("from_kind")), str(c.get("to_kind")))) == ["I", "L"]:
+            try:
+                types = knockoff_types_of_class(reference, c)
+            except IonmdError as exc:
+                progress.message(f"NEB {model} {c.get('label')}: no knock-off ({exc}); "
+                                 "single-atom band")
+        kos = [{"label": f"{c.get('label')}: {t.label}", "hop_class": c.get("label"),
+                "knockoff": replace(t.representative, label=f"{c.get('label')}: {t.label}"),
+                "hop_type": t.index} for t in types] or [c]
+        first.setdefault(model, []).append(kos[0])
+        more.setdefault(model, []).extend(kos[1:])
+    return [(model, j) for model in first for j in (first[model] + more[model])[:cap]]
 
 
 # --------------------------------------------------------------------------- report
@@ -437,6 +474,10 @@ def hop_barrier_table(cfg: StudyConfig, analysis: StudyAnalysis, neb_files: list
             flags = few + list((fit or {}).get("flags") or []) + list((neb or {}).get("flags") or [])
             rows.append(f"| {model} | {c.get('label')} | {c.get('count', 0)} | {_fmt_ea(fit)} | "
                         f"{_fmt_barrier(neb)} | {', '.join(dict.fromkeys(flags)) or '–'} |")
+            for (m, label), ko in by_key.items():  # knock-offs of an L-I class (knockoff_jobs)
+                if m == model and label.startswith(f"{c.get('label')}: "):
+                    rows.append(f"| {model} | ↳ {label.split(': ', 1)[1]} | | | {_fmt_barrier(ko)} | "
+                                f"{', '.join(ko.get('flags') or []) or '–'} |")
     if not rows:
         return []
     return ["## Hop classes: jump-rate Ea beside the NEB barrier", "",
