@@ -51,7 +51,7 @@ def test_mode_halo_with_deepmd_names_the_family_not_mace(tmp_path):
 
 def test_mode_halo_with_a_plain_mace_export_says_reexport(tmp_path, mace_float64):
     log = _error(tmp_path, f"pair_style mlip/torch {mace_float64[1]} mode halo")
-    assert "plain export" in log and "--halo" in log
+    assert "plain MACE export" in log and "re-export its checkpoint with --halo" in log
 
 
 def test_null_type_without_hybrid(tmp_path):

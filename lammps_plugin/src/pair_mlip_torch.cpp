@@ -383,9 +383,9 @@ void PairMLIPTorch::choose_mode()
     error->all(FLERR, "pair_style mlip/torch: mode fold needs one MPI rank (use mode auto, halo or shell)");
   if (mode_request_ == Mode::HALO && no_halo) {
     if (no_halo->family == "mace")
-      error->all(FLERR, "pair_style mlip/torch: mode halo needs a MACE model exported with `ionmd export "
-                 "--halo`, but '{}' is a plain export; re-export its checkpoint with --halo, or use mode "
-                 "shell", no_halo->path);
+      error->all(FLERR, "pair_style mlip/torch: mode halo needs models exported with `ionmd export --halo`, "
+                 "but '{}' is a plain MACE export; re-export its checkpoint with --halo, or use mode shell",
+                 no_halo->path);
     error->all(FLERR, "pair_style mlip/torch: mode halo exchanges node features of halo-exported MACE "
                "models; '{}' is a {} model, which does not use it: remove 'mode halo' (mode auto)",
                no_halo->path, no_halo->family);
