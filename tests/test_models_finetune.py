@@ -150,3 +150,27 @@ def test_finetune_refuses_elements_the_foundation_lacks(finetuned, tmp_path):
     data = _label(frames, 1.9, tmp_path / "cu.xyz")
     with pytest.raises(InputError, match="does not know Cu"):
         fit_mace(data, tmp_path / "o", foundation=foundation, replay_data=data)
+
+
+def test_cli_fine_tuning_options(finetuned, tmp_path):
+    import argparse
+
+    from ionmd.models.cli import register
+
+    parser = argparse.ArgumentParser(prog="ionmd")
+    register(parser.add_subparsers(dest="command"))
+    result, foundation = finetuned
+    lif = _label([lif_small(seed=s) for s in range(4)], 1.9, tmp_path / "lif.xyz")
+    for argv, message in (
+        (["fit", "mace", str(lif), "-o", str(tmp_path / "o"), "--foundation", foundation],
+         "needs replay data .*--replay-data FILE"),
+        (["fit", "mace", str(lif), "-o", str(tmp_path / "o"), "--replay-data", str(lif)],
+         "--replay-data applies to fine-tuning only"),
+        (["fit", "deepmd", str(lif), "-o", str(tmp_path / "o"), "--no-multihead"],
+         "--no-multihead apply to `ionmd fit mace --foundation` only"),
+        (["export", result.members[0].model, "-o", str(tmp_path / "x.pt"), "--head", "nohead"],
+         "--head nohead: .* has the heads pt_head, Default"),
+    ):
+        args = parser.parse_args(argv)
+        with pytest.raises(InputError, match=message):
+            args.func(args)

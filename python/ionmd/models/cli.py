@@ -103,6 +103,9 @@ def _fit(args: argparse.Namespace) -> int:
     else:
         if args.foundation is not None:
             raise InputError("--foundation applies to `ionmd fit mace` only")
+        if args.replay_data is not None or args.no_multihead:
+            raise InputError("--replay-data and --no-multihead apply to `ionmd fit mace "
+                             "--foundation` only")
         try:
             sel = [int(n) for n in args.sel.split(",")] if args.sel else None
         except ValueError:
