@@ -181,3 +181,20 @@ def test_null_type_with_the_plain_export_in_fold_mode(null_parts, mace_float64, 
     energy, forces, _, _ = _expected(atoms, parts_["plain_model"], parts_["zbl_all"])
     assert abs(res.energy_eV - energy) < 1e-10 * len(atoms)
     assert np.abs(res.forces_eV_A - forces).max() < 1e-10
+
+
+def test_null_type_with_deepmd_on_two_ranks(null_parts, tmp_path):
+    """DeePMD, too: its extended system and neighbor list hold the mapped atoms only."""
+    from conftest import DEEPMD_FIXTURES
+
+    atoms, mapped, parts_ = null_parts
+    model = DEEPMD_FIXTURES / "se_e2_a_tiny_noops.pth"
+    alone = run_lammps(mapped, f"pair_style mlip/torch {model}", SPECIES, tmp_path / "alone", ranks=2)
+    assert abs(alone.energy_eV) > 1.0
+    res = run_lammps(atoms, f"pair_style hybrid/overlay mlip/torch {model} {ZBL}", [*SPECIES, "Na"],
+                     tmp_path / "hybrid", ranks=2, pair_coeff="pair_coeff * * mlip/torch Li F NULL\n" + ZBL3)
+    energy, forces, atom_energy, pressure = _expected(atoms, alone, parts_["zbl_all"])
+    assert abs(res.energy_eV - energy) < 1e-10 * len(atoms)
+    assert np.abs(res.forces_eV_A - forces).max() < 1e-10
+    assert np.abs(res.atom_energy_eV - atom_energy).max() < 1e-10
+    assert np.abs(res.pressure_bar - pressure).max() < 1e-10 * max(1.0, np.abs(pressure).max())
