@@ -9,7 +9,6 @@ and with the bundled MACE model the generic band gives the built-in case's barri
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -103,14 +102,9 @@ def test_every_type_gives_valid_end_points_and_bad_ones_are_named():
 
 def test_generic_knockoff_barrier_equals_the_builtin_case_mace(tmp_path):
     """Bundled MACE, 2x2x2 LiF (65 atoms), 3 images: generic band vs the built-in case."""
-    from ionmd.plugin import plugin_path
+    from test_neb_lif_mlip import _skip_unless_runnable
 
-    if shutil.which("mpirun") is None or shutil.which("lmp") is None:
-        pytest.skip("mpirun or lmp not on PATH")
-    if not MACE.is_file():
-        pytest.skip(f"bundled model {MACE} is absent")
-    if plugin_path() is None:
-        pytest.skip("the ionmd plugin (pair_style mlip/torch) is not built")
+    _skip_unless_runnable(MACE)
     kw = {"ftol_eV_A": 0.05, "n1_steps": 200, "n2_steps": 200}
     ref = run_case(MACE, "knockoff", tmp_path / "builtin", n_cells=2, n_images=3,
                    ftol_eV_A=kw["ftol_eV_A"], n_steps=kw["n1_steps"],

@@ -19,7 +19,7 @@ guarded climbing-image NEB of one triple, like :func:`ionmd.neb.hops.hop_barrier
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +27,19 @@ import numpy as np
 from ase import Atoms
 
 from ionmd.errors import InputError
-from ionmd.neb.hops import SITE_TOL_A, SYMMETRY_TOL_A, _frac3, _site_occupant, symmetry_operations
-from ionmd.neb.lammps_input import NEBSettings
-from ionmd.neb.potential import Potential
-from ionmd.neb.result import (
-    BELOW_ENDPOINT_TOL_EV,
-    MAX_ENDPOINT_SHIFT_A,
-    HopInfo,
-    NEBResult,
-    plot_profile,
+from ionmd.neb.hops import (
+    SITE_TOL_A,
+    SYMMETRY_TOL_A,
+    HopType,
+    _frac3,
+    _site_occupant,
+    group_by_first_match,
+    hop_supercell,
+    run_hop_neb,
+    symmetry_operations,
 )
-from ionmd.neb.workflow import run_neb
+from ionmd.neb.potential import Potential
+from ionmd.neb.result import HopInfo, NEBResult
 
 KNOCKOFF_KIND = "knock-off"
 """``HopInfo.kind`` of a concerted interstitialcy hop."""
@@ -148,18 +150,14 @@ def knockoff_candidates(
 
 
 @dataclass
-class ConcertedType:
-    """Symmetry-equivalent knock-offs: one representative and the indices of all members."""
+class ConcertedType(HopType):
+    """Symmetry-equivalent knock-offs (``representative`` a :class:`ConcertedHop`).
 
-    index: int
-    representative: ConcertedHop
-    members: list[int] = field(default_factory=list)
+    ``hop_length_A`` is the interstitial's path ``|l - a|``; ``angle_deg`` the angle
+    ``a-l-b``.
+    """
+
     angle_deg: float = 0.0
-
-    @property
-    def label(self) -> str:
-        """The representative's label (else ``knock-off type <index>``)."""
-        return self.representative.label or f"knock-off type {self.index}"
 
 
 def _same_type(x: ConcertedHop, y: ConcertedHop, rot: np.ndarray, tra: np.ndarray,
@@ -187,15 +185,13 @@ def group_concerted(perfect: Atoms, hops: Sequence[ConcertedHop], symprec: float
         return []
     rot, tra = symmetry_operations(perfect, symprec)
     cell = perfect.cell.array
-    types: list[ConcertedType] = []
-    for k, h in enumerate(hops):
-        for t in types:
-            if _same_type(hops[t.members[0]], h, rot, tra, cell, tol_A):
-                t.members.append(k)
-                break
-        else:
-            types.append(ConcertedType(len(types), h, [k], h.angle_deg(cell)))
-    return types
+    groups = group_by_first_match(hops, lambda x, y: _same_type(x, y, rot, tra, cell, tol_A))
+    return [
+        ConcertedType(k, hops[m[0]], m, float(np.linalg.norm(
+            (hops[m[0]].lattice_frac - hops[m[0]].interstitial_frac) @ cell)),
+            hops[m[0]].angle_deg(cell))
+        for k, m in enumerate(groups)
+    ]
 
 
 def knockoff_types(
@@ -272,24 +268,14 @@ def concerted_endpoints(
         If ``l`` is empty, ``a`` or ``b`` is occupied, the lattice atom's element is not
         ``species``, the hop does not fit in half the cell, or two atoms overlap.
     """
-    rep = np.asarray(repeat, dtype=int).reshape(3)
-    if np.any(rep < 1):
-        raise InputError(f"supercell repeat must be >= 1 in each direction, got {tuple(rep)}")
-    atoms = reference.repeat(tuple(int(x) for x in rep)) if np.any(rep > 1) else reference.copy()
-    atoms.calc = None
-    cell = atoms.cell.array
     name = hop.label or "knock-off"
-    shift = rep // 2
-    l_s = (hop.lattice_frac % 1.0 + shift) / rep
+    span = float(np.linalg.norm((hop.end_frac - hop.interstitial_frac) @ reference.cell.array))
+    atoms, rep = hop_supercell(reference, repeat, span,
+                               f"{name}: the knock-off spans {span:.3f} Å, not less")
+    cell = atoms.cell.array
+    l_s = (hop.lattice_frac % 1.0 + rep // 2) / rep
     a_s = l_s + (hop.interstitial_frac - hop.lattice_frac) / rep
     b_s = l_s + (hop.end_frac - hop.lattice_frac) / rep
-    widths = atoms.cell.volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
-    span = float(np.linalg.norm((b_s - a_s) @ cell))
-    if span >= 0.5 * widths.min():
-        raise InputError(
-            f"{name}: the knock-off spans {span:.3f} Å, not less than half the cell width "
-            f"({widths.min():.3f} Å): use a larger supercell repeat than {tuple(int(x) for x in rep)}"
-        )
     i_l = _site_occupant(atoms, l_s % 1.0, site_tol_A)
     if i_l is None:
         raise InputError(f"{name}: the lattice site {np.round(hop.lattice_frac, 4)} holds no atom")
@@ -331,52 +317,44 @@ def concerted_barrier(
     workdir: str | Path,
     species: str | None = None,
     repeat: Sequence[int] = (1, 1, 1),
-    n_images: int = 5,
-    settings: NEBSettings | None = None,
-    interpolation: str = "idpp",
-    launcher: str = "mpirun",
-    timeout_s: float | None = None,
-    ranks_per_image: int = 1,
-    relax_ftol_eV_A: float = 1e-3,
-    max_endpoint_shift_A: float = MAX_ENDPOINT_SHIFT_A,
-    below_tol_eV: float = BELOW_ENDPOINT_TOL_EV,
     hop_type: int = -1,
+    **kwargs: Any,
 ) -> NEBResult:
     """Climbing-image NEB of one knock-off: end points relaxed at fixed cell, guarded.
 
-    Parameters are those of :func:`ionmd.neb.hops.hop_barrier` (``reference`` is the perfect
-    structure, ``hop`` a :class:`ConcertedHop`). ``result.hop`` records both moving atoms:
-    the interstitial (``moving_atom``, ``start_frac`` = ``a``, ``end_frac`` = ``l``) and
-    the pushed lattice atom (``partner_atom``, ``partner_start_frac`` = ``l``,
-    ``partner_end_frac`` = ``b``). ``neb.json`` and ``neb.png`` are written in ``workdir``.
+    Parameters
+    ----------
+    reference, hop, species, repeat
+        As for :func:`concerted_endpoints` (``reference`` is the perfect structure).
+    potential, workdir, hop_type
+        As for :func:`ionmd.neb.hops.hop_barrier`.
+    **kwargs
+        ``n_images``, ``settings``, ``interpolation``, ``launcher``, ``timeout_s``,
+        ``ranks_per_image``, ``relax_ftol_eV_A`` and the guards ``max_endpoint_shift_A``,
+        ``below_tol_eV``, as for :func:`ionmd.neb.hops.hop_barrier`.
+
+    Returns
+    -------
+    NEBResult
+        ``result.hop`` records both moving atoms: the interstitial (``moving_atom``,
+        ``start_frac`` = ``a``, ``end_frac`` = ``l``) and the pushed lattice atom
+        (``partner_atom``, ``partner_start_frac`` = ``l``, ``partner_end_frac`` = ``b``).
+        ``barrier_forward_eV`` is None if the NEB did not converge or a guard refused it.
     """
-    settings = settings or NEBSettings()
     ep = concerted_endpoints(reference, hop, species=species, repeat=repeat)
-    workdir = Path(workdir)
-    rep = "x".join(str(int(x)) for x in np.asarray(repeat).reshape(3))
-    result = run_neb(
-        ep.initial, ep.final, potential, workdir,
-        n_images=n_images, interpolation=interpolation, settings=settings, relax=True,
-        relax_ftol_eV_A=relax_ftol_eV_A, launcher=launcher,
-        label=hop.label or f"{KNOCKOFF_KIND} of {ep.species}",
-        cell=f"{rep} reference cells, {len(ep.initial)} atoms",
-        timeout_s=timeout_s, ranks_per_image=ranks_per_image,
-        max_endpoint_shift_A=max_endpoint_shift_A, below_tol_eV=below_tol_eV,
-    )
-    result.hop = HopInfo(
+    info = HopInfo(
         label=hop.label,
         kind=KNOCKOFF_KIND,
         species=ep.species,
-        start_frac=[float(x) for x in hop.interstitial_frac],
-        end_frac=[float(x) for x in hop.lattice_frac],
+        start_frac=hop.interstitial_frac.tolist(),
+        end_frac=hop.lattice_frac.tolist(),
         hop_length_A=ep.hop_length_A,
         moving_atom=ep.interstitial_atom,
         hop_type=hop_type,
         partner_atom=ep.lattice_atom,
-        partner_start_frac=[float(x) for x in hop.lattice_frac],
-        partner_end_frac=[float(x) for x in hop.end_frac],
+        partner_start_frac=hop.lattice_frac.tolist(),
+        partner_end_frac=hop.end_frac.tolist(),
         partner_length_A=ep.partner_length_A,
     )
-    result.write_json(workdir / "neb.json")
-    plot_profile(result, workdir / "neb.png")
-    return result
+    return run_hop_neb(ep.initial, ep.final, potential, workdir,
+                       hop.label or f"{KNOCKOFF_KIND} of {ep.species}", repeat, info, **kwargs)

@@ -142,6 +142,29 @@ def _to_supercell(frac: np.ndarray, repeat: np.ndarray, shift: np.ndarray) -> np
     return (np.asarray(frac) % 1.0 + shift) / repeat
 
 
+def hop_supercell(
+    reference: Atoms, repeat: Sequence[int], span_A: float, what: str
+) -> tuple[Atoms, np.ndarray]:
+    """The supercell ``repeat`` of ``reference`` (no calculator) in which a hop of ``span_A`` fits.
+
+    Raises :class:`InputError` for a repeat below 1, or when ``span_A`` is not below half the
+    supercell's smallest width (the message starts with ``what``).
+    """
+    rep = np.asarray(repeat, dtype=int).reshape(3)
+    if np.any(rep < 1):
+        raise InputError(f"supercell repeat must be >= 1 in each direction, got {tuple(rep)}")
+    atoms = reference.repeat(tuple(int(x) for x in rep)) if np.any(rep > 1) else reference.copy()
+    atoms.calc = None
+    cell = atoms.cell.array
+    widths = atoms.cell.volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    if span_A >= 0.5 * widths.min():
+        raise InputError(
+            f"{what} than half the cell width ({widths.min():.3f} Å): use a larger supercell "
+            f"repeat than {tuple(int(x) for x in rep)}"
+        )
+    return atoms, rep
+
+
 def hop_endpoints(
     reference: Atoms,
     hop: Any,
@@ -172,26 +195,13 @@ def hop_endpoints(
         End points, the kind of hop, the moving atom's element, index and the hop length.
     """
     h = as_hop(hop)
-    rep = np.asarray(repeat, dtype=int).reshape(3)
-    if np.any(rep < 1):
-        raise InputError(f"supercell repeat must be >= 1 in each direction, got {tuple(rep)}")
-    cell0 = reference.cell.array
-    if abs(np.linalg.det(cell0)) < 1e-9:
+    if abs(np.linalg.det(reference.cell.array)) < 1e-9:
         raise InputError("the hop's reference structure has no 3D cell")
     d_frac0 = hop_vector_frac(h)
-    length = float(np.linalg.norm(d_frac0 @ cell0))
+    length = float(np.linalg.norm(d_frac0 @ reference.cell.array))
     if length < 1e-3:
         raise InputError(f"hop {h.label or '(unlabelled)'}: start and end are the same site")
-    atoms = reference.repeat(tuple(int(x) for x in rep)) if np.any(rep > 1) else reference.copy()
-    atoms.calc = None
-    widths = atoms.cell.volume / np.linalg.norm(
-        np.cross(atoms.cell.array[[1, 2, 0]], atoms.cell.array[[2, 0, 1]]), axis=1
-    )
-    if length >= 0.5 * widths.min():
-        raise InputError(
-            f"hop of {length:.3f} Å is not shorter than half the cell width "
-            f"({widths.min():.3f} Å): use a larger supercell repeat than {tuple(int(x) for x in rep)}"
-        )
+    atoms, rep = hop_supercell(reference, repeat, length, f"hop of {length:.3f} Å is not shorter")
     shift = rep // 2
     start = _to_supercell(h.start_frac, rep, shift)
     end = start + d_frac0 / rep  # the end site next to the start, not a periodic image
@@ -330,17 +340,26 @@ def group_hops(
     rot, tra = symmetry_operations(perfect, symprec)
     cell = perfect.cell.array
     keys = [(h.start_frac % 1.0, hop_vector_frac(h)) for h in hs]
-    types: list[HopType] = []
-    for k, key in enumerate(keys):
-        for t in types:
-            if _equivalent(keys[t.members[0]], key, rot, tra, cell, tol_A):
-                t.members.append(k)
+    groups = group_by_first_match(
+        keys, lambda x, y: _equivalent(x, y, rot, tra, cell, tol_A)
+    )
+    return [
+        HopType(k, hs[m[0]], m, float(np.linalg.norm(keys[m[0]][1] @ cell)))
+        for k, m in enumerate(groups)
+    ]
+
+
+def group_by_first_match(items: Sequence[Any], same: Any) -> list[list[int]]:
+    """Indices of ``items`` grouped: each joins the first group whose first item is ``same``."""
+    groups: list[list[int]] = []
+    for k, item in enumerate(items):
+        for g in groups:
+            if same(items[g[0]], item):
+                g.append(k)
                 break
         else:
-            types.append(
-                HopType(len(types), hs[k], [k], float(np.linalg.norm(key[1] @ cell)))
-            )
-    return types
+            groups.append([k])
+    return groups
 
 
 def hop_barrier(
@@ -384,30 +403,9 @@ def hop_barrier(
         With ``hop`` filled in; ``barrier_forward_eV`` is None if the NEB did not converge or
         a guard refused the band (see ``flags``).
     """
-    settings = settings or NEBSettings()
     h = as_hop(hop)
     ep = hop_endpoints(reference, h, species=species, repeat=repeat)
-    workdir = Path(workdir)
-    rep = "x".join(str(int(x)) for x in np.asarray(repeat).reshape(3))
-    result = run_neb(
-        ep.initial,
-        ep.final,
-        potential,
-        workdir,
-        n_images=n_images,
-        interpolation=interpolation,
-        settings=settings,
-        relax=True,
-        relax_ftol_eV_A=relax_ftol_eV_A,
-        launcher=launcher,
-        label=h.label or f"{ep.kind} hop of {ep.species}",
-        cell=f"{rep} reference cells, {len(ep.initial)} atoms",
-        timeout_s=timeout_s,
-        ranks_per_image=ranks_per_image,
-        max_endpoint_shift_A=max_endpoint_shift_A,
-        below_tol_eV=below_tol_eV,
-    )
-    result.hop = HopInfo(
+    info = HopInfo(
         label=h.label,
         kind=ep.kind,
         species=ep.species,
@@ -417,6 +415,39 @@ def hop_barrier(
         moving_atom=ep.moving_atom,
         hop_type=hop_type,
     )
+    return run_hop_neb(
+        ep.initial, ep.final, potential, workdir, h.label or f"{ep.kind} hop of {ep.species}",
+        repeat, info, n_images=n_images, settings=settings, interpolation=interpolation,
+        launcher=launcher, timeout_s=timeout_s, ranks_per_image=ranks_per_image,
+        relax_ftol_eV_A=relax_ftol_eV_A, max_endpoint_shift_A=max_endpoint_shift_A,
+        below_tol_eV=below_tol_eV,
+    )
+
+
+def run_hop_neb(
+    initial: Atoms,
+    final: Atoms,
+    potential: Potential,
+    workdir: str | Path,
+    label: str,
+    repeat: Sequence[int],
+    hop: HopInfo,
+    settings: NEBSettings | None = None,
+    **kwargs: Any,
+) -> NEBResult:
+    """Relax the end points of a hop at fixed cell, run the guarded NEB, record ``hop``.
+
+    ``kwargs`` go to :func:`ionmd.neb.workflow.run_neb` (``n_images``, ``launcher``, ...);
+    ``settings`` defaults to the climbing image on. Writes ``neb.json`` and ``neb.png`` in
+    ``workdir``.
+    """
+    workdir = Path(workdir)
+    rep = "x".join(str(int(x)) for x in np.asarray(repeat).reshape(3))
+    result = run_neb(
+        initial, final, potential, workdir, settings=settings or NEBSettings(), relax=True,
+        label=label, cell=f"{rep} reference cells, {len(initial)} atoms", **kwargs,
+    )
+    result.hop = hop
     result.write_json(workdir / "neb.json")
     plot_profile(result, workdir / "neb.png")
     return result
