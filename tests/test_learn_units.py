@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from ionmd.errors import InputError
-from ionmd.learn.config import load_learn_config, tomllib
+from ionmd.learn.config import load_learn_config
 from ionmd.learn.explore import read_deviation, sweep_toml_text
 from ionmd.learn.select import class_counts, classify, farthest_point, select_frames
 from ionmd.learn.state import LearnState, load_state, save_state
+from ionmd.tomlconfig import tomllib
 
 GOOD = """
 name = "t"

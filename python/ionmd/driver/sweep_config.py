@@ -38,11 +38,7 @@ from ionmd.driver.lammps_input import ENSEMBLES, THERMOSTATS, MDInputSpec
 from ionmd.driver.potential import ModelSpec
 from ionmd.driver.structure import read_type_map
 from ionmd.errors import InputError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from ionmd.tomlconfig import check_keys, key_error, read_toml
 
 TOP_KEYS = {"name", "sweep_dir", "temperatures_K", "seeds", "models", "structure", "structures",
             "md", "run"}
@@ -94,20 +90,11 @@ class RunPlan:
     dir: str
 
 
-def _fail(path: Path, key: str, message: str) -> InputError:
-    return InputError(f"{path}: key '{key}': {message}")
-
-
-def _check_keys(path: Path, table: dict, allowed: set[str] | dict, prefix: str) -> None:
-    for key in table:
-        if key not in allowed:
-            full = f"{prefix}.{key}" if prefix else key
-            raise _fail(path, full, f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
 def _resolve(base: Path, value: Any, path: Path, key: str) -> Path:
     if not isinstance(value, str) or not value:
-        raise _fail(path, key, f"expected a file path string, got {value!r}")
+        raise key_error(path, key, f"expected a file path string, got {value!r}")
     p = Path(value).expanduser()
     return p if p.is_absolute() else (base / p)
 
@@ -115,15 +102,15 @@ def _resolve(base: Path, value: Any, path: Path, key: str) -> Path:
 def _parse_models(path: Path, raw: Any, base: Path, allow_missing: bool
                   ) -> tuple[dict[str, list[ModelSpec]], dict[str, str]]:
     if not isinstance(raw, dict) or not raw:
-        raise _fail(path, "models", "expected a non-empty table of name = model")
+        raise key_error(path, "models", "expected a non-empty table of name = model")
     models: dict[str, list[ModelSpec]] = {}
     missing: dict[str, str] = {}
     for name, value in raw.items():
         key = f"models.{name}"
         if not NAME_RE.match(name):
-            raise _fail(path, key, "model names may use only letters, digits and _ . + -")
+            raise key_error(path, key, "model names may use only letters, digits and _ . + -")
         if isinstance(value, dict):
-            _check_keys(path, value, RAW_MODEL_KEYS, key)
+            check_keys(path, value, RAW_MODEL_KEYS, key)
             if "path" in value or "paths" in value:
                 value = value.get("paths", value.get("path"))
             else:
@@ -132,9 +119,9 @@ def _parse_models(path: Path, raw: Any, base: Path, allow_missing: bool
                 if isinstance(coeff, str):
                     coeff = [coeff]
                 if not isinstance(style, str) or not style.strip():
-                    raise _fail(path, f"{key}.pair_style", "a raw model needs pair_style")
+                    raise key_error(path, f"{key}.pair_style", "a raw model needs pair_style")
                 if not coeff or not all(isinstance(c, str) for c in coeff):
-                    raise _fail(path, f"{key}.pair_coeff", "a raw model needs pair_coeff lines")
+                    raise key_error(path, f"{key}.pair_coeff", "a raw model needs pair_coeff lines")
                 commands = value.get("commands", [])
                 if isinstance(commands, str):
                     commands = [commands]
@@ -143,13 +130,13 @@ def _parse_models(path: Path, raw: Any, base: Path, allow_missing: bool
                 continue
         paths = value if isinstance(value, list) else [value]
         if not paths:
-            raise _fail(path, key, "empty list of model files")
+            raise key_error(path, key, "empty list of model files")
         specs = []
         for i, p in enumerate(paths):
             model_path = _resolve(base, p, path, key).resolve()
             if not model_path.is_file():
                 if not allow_missing:
-                    raise _fail(path, key, f"model file '{model_path}' does not exist")
+                    raise key_error(path, key, f"model file '{model_path}' does not exist")
                 missing[name] = str(model_path)
             specs.append(ModelSpec(name=name if i == 0 else f"{name}[{i}]", path=str(model_path)))
         models[name] = specs
@@ -158,7 +145,7 @@ def _parse_models(path: Path, raw: Any, base: Path, allow_missing: bool
 
 def _parse_structures(path: Path, data: dict, base: Path) -> list[StructureEntry]:
     if "structure" in data and "structures" in data:
-        raise _fail(path, "structures", "give either 'structure' or 'structures', not both")
+        raise key_error(path, "structures", "give either 'structure' or 'structures', not both")
     if "structure" in data:
         stem = re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(str(data["structure"])).stem) or "structure"
         raw = {stem: data["structure"]}
@@ -166,20 +153,20 @@ def _parse_structures(path: Path, data: dict, base: Path) -> list[StructureEntry
     elif "structures" in data:
         raw = data["structures"]
         if not isinstance(raw, dict) or not raw:
-            raise _fail(path, "structures", "expected a non-empty table of name = data file")
+            raise key_error(path, "structures", "expected a non-empty table of name = data file")
         key_of = {name: f"structures.{name}" for name in raw}
     else:
-        raise _fail(path, "structure", "missing: give a LAMMPS data file or a [structures] table")
+        raise key_error(path, "structure", "missing: give a LAMMPS data file or a [structures] table")
     entries = []
     for name, value in raw.items():
         key = key_of[name]
         if not NAME_RE.match(name):
-            raise _fail(path, key, "structure names may use only letters, digits and _ . + -")
+            raise key_error(path, key, "structure names may use only letters, digits and _ . + -")
         if isinstance(value, dict):
-            _check_keys(path, value, STRUCTURE_KEYS, key)
+            check_keys(path, value, STRUCTURE_KEYS, key)
             if "file" in value:
                 if set(value) != {"file"}:
-                    raise _fail(path, key, "'file' (a data file) excludes the recipe keys")
+                    raise key_error(path, key, "'file' (a data file) excludes the recipe keys")
                 value = value["file"]
             else:
                 recipe = dict(value)
@@ -189,19 +176,19 @@ def _parse_structures(path: Path, data: dict, base: Path) -> list[StructureEntry
                 continue
         data_file = _resolve(base, value, path, key)
         if not data_file.is_file():
-            raise _fail(path, key, f"data file '{data_file}' does not exist")
+            raise key_error(path, key, f"data file '{data_file}' does not exist")
         try:
             read_type_map(data_file)
         except InputError as exc:
-            raise _fail(path, key, str(exc)) from None
+            raise key_error(path, key, str(exc)) from None
         entries.append(StructureEntry(name=name, data_file=data_file.resolve()))
     return entries
 
 
 def _parse_md(path: Path, raw: Any) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise _fail(path, "md", "expected a table")
-    _check_keys(path, raw, MD_KEYS, "md")
+        raise key_error(path, "md", "expected a table")
+    check_keys(path, raw, MD_KEYS, "md")
     md: dict[str, Any] = {}
     for key, value in raw.items():
         kind = MD_KEYS[key]
@@ -214,19 +201,19 @@ def _parse_md(path: Path, raw: Any) -> dict[str, Any]:
         elif kind is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
             md[key] = value
         else:
-            raise _fail(path, f"md.{key}", f"expected {kind.__name__}, got {value!r}")
+            raise key_error(path, f"md.{key}", f"expected {kind.__name__}, got {value!r}")
     if md.get("thermostat", "nose-hoover") not in THERMOSTATS:
-        raise _fail(path, "md.thermostat", f"unknown thermostat '{md['thermostat']}' "
+        raise key_error(path, "md.thermostat", f"unknown thermostat '{md['thermostat']}' "
                                            f"(use {' or '.join(THERMOSTATS)})")
     if md.get("ensemble", "nvt") not in ENSEMBLES:
-        raise _fail(path, "md.ensemble", f"unknown ensemble '{md['ensemble']}' "
+        raise key_error(path, "md.ensemble", f"unknown ensemble '{md['ensemble']}' "
                                          f"(use {' or '.join(ENSEMBLES)})")
     for key in ("dt_fs", "dump_every", "restart_every", "thermo_every", "tdamp_fs", "pdamp_fs"):
         if key in md and not md[key] > 0:
-            raise _fail(path, f"md.{key}", f"must be positive, got {md[key]}")
+            raise key_error(path, f"md.{key}", f"must be positive, got {md[key]}")
     for key in ("n_equil", "n_prod", "deviation_every"):
         if key in md and md[key] < 0:
-            raise _fail(path, f"md.{key}", f"must be >= 0, got {md[key]}")
+            raise key_error(path, f"md.{key}", f"must be >= 0, got {md[key]}")
     return md
 
 
@@ -246,46 +233,41 @@ def load_sweep_config(path: str | Path, sweep_dir: str | Path | None = None,
     of that model fail (with the reason) and the rest of the sweep runs.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"sweep file '{path}' does not exist")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from None
+    data = read_toml(path, f"sweep file '{path}' does not exist")
     base = path.resolve().parent
-    _check_keys(path, data, TOP_KEYS, "")
+    check_keys(path, data, TOP_KEYS, "")
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise _fail(path, "name", f"bad sweep name {name!r}")
+        raise key_error(path, "name", f"bad sweep name {name!r}")
     temps = data.get("temperatures_K")
     if not isinstance(temps, list) or not temps:
-        raise _fail(path, "temperatures_K", "expected a non-empty list of temperatures in K")
+        raise key_error(path, "temperatures_K", "expected a non-empty list of temperatures in K")
     for i, t in enumerate(temps):
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
-            raise _fail(path, f"temperatures_K[{i}]", f"temperature must be a positive number "
+            raise key_error(path, f"temperatures_K[{i}]", f"temperature must be a positive number "
                                                       f"of kelvin, got {t!r}")
     if len(set(temps)) != len(temps):
-        raise _fail(path, "temperatures_K", "a temperature is listed twice")
+        raise key_error(path, "temperatures_K", "a temperature is listed twice")
     seeds = data.get("seeds", [1])
     if not isinstance(seeds, list) or not seeds:
-        raise _fail(path, "seeds", "expected a non-empty list of positive integers")
+        raise key_error(path, "seeds", "expected a non-empty list of positive integers")
     for i, s in enumerate(seeds):
         if isinstance(s, bool) or not isinstance(s, int) or not 0 < s < 2**31:
-            raise _fail(path, f"seeds[{i}]", f"seed must be an integer in 1..2^31-1, got {s!r}")
+            raise key_error(path, f"seeds[{i}]", f"seed must be an integer in 1..2^31-1, got {s!r}")
     if len(set(seeds)) != len(seeds):
-        raise _fail(path, "seeds", "a seed is listed twice")
+        raise key_error(path, "seeds", "a seed is listed twice")
     models, missing = _parse_models(path, data.get("models"), base, allow_missing_models)
     structures = _parse_structures(path, data, base)
     md = _parse_md(path, data.get("md", {}))
     run = data.get("run", {})
     if not isinstance(run, dict):
-        raise _fail(path, "run", "expected a table")
-    _check_keys(path, run, RUN_KEYS, "run")
+        raise key_error(path, "run", "expected a table")
+    check_keys(path, run, RUN_KEYS, "run")
     for key, kind in RUN_KEYS.items():
         if key in run and not isinstance(run[key], (kind, int) if kind is float else kind):
-            raise _fail(path, f"run.{key}", f"expected {kind.__name__}, got {run[key]!r}")
+            raise key_error(path, f"run.{key}", f"expected {kind.__name__}, got {run[key]!r}")
     if "launcher" in run and "{ranks}" not in run["launcher"]:
-        raise _fail(path, "run.launcher", "must contain {ranks}, e.g. 'mpirun -np {ranks}'")
+        raise key_error(path, "run.launcher", "must contain {ranks}, e.g. 'mpirun -np {ranks}'")
     if sweep_dir is None:
         raw_dir = data.get("sweep_dir", name)
         sweep_dir = _resolve(base, raw_dir, path, "sweep_dir")

@@ -43,17 +43,12 @@ Schema (paths are relative to the TOML file; see ``docs/learn.md``)::
 from __future__ import annotations
 
 import hashlib
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ionmd.errors import InputError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from ionmd.tomlconfig import check_keys, read_toml
+from ionmd.tomlconfig import key_error as _fail
 
 FAMILIES = ("mace", "deepmd")
 SIZES = ("tiny", "small", "medium")
@@ -145,10 +140,6 @@ class LearnConfig:
     digest: str = ""
 
 
-def _fail(path: Path, key: str, message: str) -> InputError:
-    return InputError(f"{path}: key '{key}': {message}")
-
-
 def _typed(path: Path, key: str, value: Any, kind: type) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -166,10 +157,7 @@ def _table(path: Path, data: dict, name: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise _fail(path, name, "expected a table")
     schema = SCHEMA[name]
-    unknown = sorted(set(raw) - set(schema))
-    if unknown:
-        raise _fail(path, f"{name}.{unknown[0]}",
-                    f"unknown key (known: {', '.join(sorted(schema))})")
+    check_keys(path, raw, schema, name)
     out: dict[str, Any] = {}
     for key, (kind, default) in schema.items():
         if key in raw:
@@ -280,16 +268,9 @@ def load_learn_config(path: str | Path) -> LearnConfig:
         wrong type or range, or a data/structure file that does not exist.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"learning config '{path}' does not exist")
+    data = read_toml(path, f"learning config '{path}' does not exist")
     text = path.read_text()
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - TOP_KEYS)
-    if unknown:
-        raise _fail(path, unknown[0], f"unknown key (known: {', '.join(sorted(TOP_KEYS))})")
+    check_keys(path, data, TOP_KEYS)
     for name in REQUIRED_TABLES:
         if name not in data:
             raise _fail(path, name, f"the [{name}] table is required")

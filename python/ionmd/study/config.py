@@ -52,18 +52,14 @@ table but ``structure``, ``species``, ``model`` and ``md`` is optional)::
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ionmd.errors import InputError
 from ionmd.study.fit_stage import FitSpec
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from ionmd.tomlconfig import check_keys, read_toml
+from ionmd.tomlconfig import key_error as _fail
 
 TOP_KEYS = {"name", "structure", "defect", "species", "model", "models", "md", "neb"}
 STRUCTURE_KEYS = {"file", "builtin", "supercell", "min_length_A", "types"}
@@ -184,10 +180,6 @@ class StudyConfig:
         return d
 
 
-def _fail(path: Path, key: str, message: str) -> InputError:
-    return InputError(f"{path}: key '{key}': {message}")
-
-
 def _table(path: Path, raw: dict, key: str, allowed: set[str] | dict, required: bool) -> dict:
     table = raw.get(key)
     if table is None:
@@ -196,9 +188,7 @@ def _table(path: Path, raw: dict, key: str, allowed: set[str] | dict, required: 
         return {}
     if not isinstance(table, dict):
         raise _fail(path, key, f"expected a table, got {type(table).__name__}")
-    for k in table:
-        if k not in allowed:
-            raise _fail(path, f"{key}.{k}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+    check_keys(path, table, allowed, key)
     return table
 
 
@@ -328,9 +318,7 @@ def lammps_potentials_dir() -> Path:
 
 
 def _parse_one_model(path: Path, t: dict, key: str, label: str) -> ModelSpecification:
-    for k in t:
-        if k not in MODEL_KEYS:
-            raise _fail(path, f"{key}.{k}", f"unknown key (allowed: {', '.join(sorted(MODEL_KEYS))})")
+    check_keys(path, t, MODEL_KEYS, key)
     label = t.get("label", label)
     if not isinstance(label, str) or not LABEL_RE.match(label):
         raise _fail(path, f"{key}.label", f"expected a short name (letters, digits, _ + -), got {label!r}")
@@ -422,15 +410,8 @@ def load_study_config(path: str | Path) -> StudyConfig:
         kind; the message names the file and the key.
     """
     path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise InputError(f"study file not found: {path}")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from None
-    for key in raw:
-        if key not in TOP_KEYS:
-            raise _fail(path, key, f"unknown key (allowed: {', '.join(sorted(TOP_KEYS))})")
+    raw = read_toml(path, f"study file not found: {path}")
+    check_keys(path, raw, TOP_KEYS)
     name = raw.get("name", path.stem)
     if not isinstance(name, str) or not name:
         raise _fail(path, "name", f"expected a non-empty string, got {name!r}")
