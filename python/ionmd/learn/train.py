@@ -78,7 +78,8 @@ def train_committee(data: Path, train_dir: Path, model: dict[str, Any],
             epochs = model["warm_epochs"] if warm is not None and model["warm_epochs"] else \
                 model["epochs"]
             fit_mace(data, work, size=model["size"], committee=1, seed=seed, epochs=epochs,
-                     dtype=model["dtype"], batch_size=model["batch_size"], foundation=warm)
+                     dtype=model["dtype"], batch_size=model["batch_size"], foundation=warm,
+                     multihead=False)  # a warm start continues one head, no replay
         export_model(ckpt, out.with_suffix(out.suffix + ".tmp"), dtype=model["export_dtype"])
         out.with_suffix(out.suffix + ".tmp").replace(out)
         exported.append(out)

@@ -19,7 +19,6 @@ is not ``pt_head``; :func:`default_head`).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ionmd.errors import InputError
@@ -32,20 +31,17 @@ DOWNLOADED_REPLAY = ("mp", "omat", "matpes_pbe", "matpes_r2scan")
 """mace ``--pt_train_file`` names that make mace download replay data."""
 
 
-def load_foundation(path: Path | str):
-    """Load a mace-torch checkpoint (a pickled module); a clear error if it is not one."""
-    import torch
-
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    import mace  # noqa: F401  (registers the classes the pickle refers to)
+def load_foundation(path: Path | str, option: str = "--foundation"):
+    """Load a mace-torch checkpoint (a pickled module); a clear error, naming ``option``, if
+    it is not a MACE model with isolated-atom energies."""
+    from ionmd.models.export import _load_mace
 
     try:
-        model = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise InputError(f"--foundation {path}: not a loadable mace-torch checkpoint ({exc})") from exc
-    for attr in ("atomic_numbers", "atomic_energies_fn", "r_max"):
-        if not hasattr(model, attr):
-            raise InputError(f"--foundation {path}: not a MACE model (it has no '{attr}')")
+        model = _load_mace(Path(path))
+    except InputError as exc:
+        raise InputError(f"{option} {exc}") from exc
+    if not hasattr(model, "atomic_energies_fn"):
+        raise InputError(f"{option} {path}: not a MACE model (it has no 'atomic_energies_fn')")
     return model
 
 
@@ -142,7 +138,7 @@ def describe_finetune(
     foundation: Path | str, multihead: bool, replay_xyz: Path | None, model_path: str
 ) -> dict:
     """What ``fit.json`` records of a fine-tuning: mode, foundation, replay data, heads, elements."""
-    model = load_foundation(model_path)
+    model = load_foundation(model_path, option="fitted model")
     heads = model_heads(model)
     return {
         "mode": "multihead" if multihead else "plain",
