@@ -59,6 +59,26 @@ def test_fcc_octahedral_knockoffs_two_types_and_supercell_invariance():
     assert [(len(t.members), round(t.angle_deg)) for t in big] == [(1, 180), (4, 90)]
 
 
+def test_hcp_octahedral_knockoffs_no_collinear_type():
+    """hcp (no inversion at the atom): 5 candidates, 131° (2), 91° (2), 69° (1, straight below).
+
+    Hand count: the 6 octahedral sites around an atom sit at ±c/4 and a/sqrt(3) in plane;
+    cos(a-l-b) = (a²/3 cos φ ± c²/16) / (a²/3 + c²/16) for in-plane angle φ of 0° or 120°.
+    """
+    a_A, c_A = 3.23, 5.15
+    zr = bulk("Zr", "hcp", a=a_A, c=c_A)  # atoms at (0,0,0), (1/3,2/3,1/2)
+    types = knockoff_types(zr, (2 / 3, 1 / 3, 1 / 4), (0, 0, 0))
+    r2, z2 = a_A**2 / 3, c_A**2 / 16
+    want = [np.degrees(np.arccos((-r2 / 2 - z2) / (r2 + z2))),
+            np.degrees(np.arccos((-r2 / 2 + z2) / (r2 + z2))),
+            np.degrees(np.arccos((r2 - z2) / (r2 + z2)))]
+    assert [len(t.members) for t in types] == [2, 2, 1]
+    assert np.allclose([t.angle_deg for t in types], want)
+    assert all(t.hop_length_A == pytest.approx(np.sqrt(r2 + z2)) for t in types)
+    ep = concerted_endpoints(zr, types[0].representative, repeat=(4, 4, 3))
+    assert len(ep.initial) == 97
+
+
 def test_hop_class_mapping_either_direction_and_bad_classes():
     cls = {"label": "Li(1)-i(1) 1.75 Å", "from_kind": "I", "to_kind": "L",
            "from_sublattice": "i(1)", "to_sublattice": "Li(1)",
