@@ -11,7 +11,8 @@ from ionmd.analysis.diffusion import A2_PS_TO_CM2_S, DiffusionResult
 from ionmd.analysis.msd import MSDCurve
 
 
-def _plt():
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (the one way ionmd plots)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,18 +21,19 @@ def _plt():
     return plt
 
 
-def _save(fig, path: str | Path) -> Path:
-    """Lay out ``fig``, write it to ``path`` as a 120 dpi PNG, close it and return the path."""
+def save_png(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Lay out ``fig``, write it to ``path`` as a PNG, close it and return the path."""
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=120)
-    _plt().close(fig)
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
     return path
+
 
 
 def plot_msd(curves: list[tuple[MSDCurve, DiffusionResult]], path: str | Path, title: str = "") -> Path:
     """MSD against time for each run, with the fit window shaded and the fitted line."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for k, (msd, res) in enumerate(curves):
         color = f"C{k % 10}"
@@ -53,13 +55,13 @@ def plot_msd(curves: list[tuple[MSDCurve, DiffusionResult]], path: str | Path, t
     ax.set_ylabel("MSD (Å²)")
     ax.set_title(title or "Tracer mean squared displacement")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_arrhenius(fits: list[ArrheniusResult], path: str | Path, ylabel: str = "D (cm²/s)",
                    title: str = "Arrhenius plot") -> Path:
     """log D against 1000/T with error bars and the fitted line; Ea ± 95% CI in the legend."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for k, fit in enumerate(fits):
         color = f"C{k % 10}"
@@ -80,13 +82,13 @@ def plot_arrhenius(fits: list[ArrheniusResult], path: str | Path, ylabel: str = 
     secx = ax.secondary_xaxis("top", functions=(lambda x: 1000.0 / np.maximum(x, 1e-9),
                                                 lambda T: 1000.0 / np.maximum(T, 1e-9)))
     secx.set_xlabel("T (K)")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def plot_hops(counts: dict[str, dict[str, int]], path: str | Path,
               title: str = "Hops per mechanism") -> Path:
     """Grouped bar chart of event counts per mechanism (outer key: e.g. temperature label)."""
-    plt = _plt()
+    plt = pyplot()
     labels = list(counts)
     mechs = sorted({m for c in counts.values() for m in c})
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -101,7 +103,7 @@ def plot_hops(counts: dict[str, dict[str, int]], path: str | Path,
     ax.set_title(title)
     if labels:
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
-__all__ = ["plot_msd", "plot_arrhenius", "plot_hops", "KB_EV_K"]
+__all__ = ["plot_msd", "plot_arrhenius", "plot_hops", "pyplot", "save_png", "KB_EV_K"]

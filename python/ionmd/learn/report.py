@@ -58,10 +58,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def plot_learning(rows: list[dict[str, Any]], path: Path, baseline: dict | None = None) -> Path:
     """Write the PNG: class fractions per iteration, and held-out force RMSE vs training frames."""
-    import matplotlib
+    from ionmd.analysis.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -91,10 +90,7 @@ def plot_learning(rows: list[dict[str, Any]], path: Path, baseline: dict | None 
     ax2.set_ylabel("held-out force RMSE (meV/Å)")
     ax2.set_title("error against the labeller")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def write_learn_report(work_dir: Path | str) -> tuple[Path, Path]:

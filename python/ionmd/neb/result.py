@@ -285,10 +285,9 @@ class NEBResult(Result):
 
 def plot_profile(result: NEBResult, path: Path) -> None:
     """Save the energy profile (eV vs normalised reaction coordinate) as a PNG."""
-    import matplotlib
+    from ionmd.analysis.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     x, e = result.reaction_coordinate, result.energies_eV
@@ -312,9 +311,7 @@ def plot_profile(result: NEBResult, path: Path) -> None:
     ax.set_xlabel(f"reaction coordinate (fraction of {result.path_length_A:.2f} Å)")
     ax.set_ylabel("energy relative to initial (eV)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def _flag_end_replicas(result: NEBResult, values: list[float], limit: float, flag: str, note) -> None:

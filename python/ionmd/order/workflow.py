@@ -155,10 +155,9 @@ def write_history(outcome: SearchOutcome, path: Path) -> None:
 
 def plot_convergence(ga: SearchOutcome, rnd: SearchOutcome | None, path: Path) -> Path:
     """Best-so-far energy per atom against evaluations, search and random sampling."""
-    import matplotlib
+    from ionmd.analysis.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     x = np.arange(1, ga.n_evaluations + 1)
@@ -176,10 +175,7 @@ def plot_convergence(ga: SearchOutcome, rnd: SearchOutcome | None, path: Path) -
     ax.set_xlabel("evaluations (distinct orderings)")
     ax.set_ylabel("energy per atom (eV/atom)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def run_order(structure: str | Path, output_dir: str | Path, sublattices: list[str] | tuple[str, ...] = (),

@@ -13,25 +13,15 @@ import numpy as np
 
 from ionmd.analysis.arrhenius import ArrheniusResult
 from ionmd.analysis.diffusion import A2_PS_TO_CM2_S
+from ionmd.analysis.plots import pyplot as _plt
+from ionmd.analysis.plots import save_png
 from ionmd.analysis.sweep import SweepAnalysis
 from ionmd.study.neb import NEBOutcome, ReferenceBarrier
 from ionmd.study.plan import CASE_LABELS, MODEL_LABELS, NEB_CASES
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
-    return path
+    return save_png(fig, path, dpi=110)
 
 
 def plot_arrhenius_models(sw: SweepAnalysis | None, path: Path, md_cell: str,
