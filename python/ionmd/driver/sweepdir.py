@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ionmd.errors import InputError
+from ionmd.jsonfile import read_json
 
 STATUSES = ("pending", "running", "done", "failed", "interrupted")
 CSV_COLUMNS = ("id", "model", "structure", "T_K", "seed", "dir", "status", "dump", "data_file",
@@ -133,12 +134,7 @@ def read_index_json(sweep_dir: str | Path) -> dict[str, Any]:
     path = index_path(sweep_dir)
     if not path.is_file():
         raise InputError(f"'{sweep_dir}' is not a sweep directory: it has no {INDEX_FILE}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"'{path}' is not valid JSON: line {exc.lineno}: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"'{path}' cannot be read: {exc}") from None
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
         raise InputError(f"'{path}' has no 'runs' list")
     return data

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ionmd.errors import InputError
+from ionmd.jsonfile import read_json
 from ionmd.study.config import StudyConfig
 from ionmd.study.progress import DemoProgress, format_hms
 
@@ -75,11 +76,7 @@ def check_or_record_config(cfg: StudyConfig, out: Path, resume: bool) -> bool:
     """
     path = out / CONFIG_RECORD
     if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); "
-                             "choose another --out") from None
+        old = read_json(path, "choose another --out")
         if not resume:
             raise InputError(f"{out} already holds a study ('{old.get('name', '?')}'); "
                              "pass --resume to continue it, or choose another --out")

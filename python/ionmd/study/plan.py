@@ -230,14 +230,11 @@ def check_or_record_plan(plan: DemoPlan, out: Path) -> bool:
         ``out`` holds a demo of another plan (mode or settings).
     """
     from ionmd.errors import InputError
+    from ionmd.jsonfile import read_json
 
     path = plan_file(out)
     if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); "
-                             "delete the demo directory or choose another --out") from None
+        old = read_json(path, "delete the demo directory or choose another --out")
         if {k: v for k, v in old.items() if not k.endswith("_prior_s")} != plan.identity():
             raise InputError(
                 f"{path}: the demo directory holds a '{old.get('mode', '?')}' demo with other "
