@@ -174,3 +174,14 @@ def test_cli_fine_tuning_options(finetuned, tmp_path):
         args = parser.parse_args(argv)
         with pytest.raises(InputError, match=message):
             args.func(args)
+
+
+def test_no_multihead_is_plain_single_head_finetuning(finetuned, tmp_path):
+    _, foundation = finetuned
+    lif = _label([lif_small(seed=s) for s in range(8)], 1.9, tmp_path / "lif.xyz")
+    result = fit_mace(lif, tmp_path / "plain", foundation=foundation, multihead=False, epochs=1,
+                      stage_two=False, batch_size=4)
+    assert result.finetune["mode"] == "plain" and result.finetune["replay_data"] is None
+    assert result.finetune["heads"] == ["Default"]
+    assert np.isfinite(result.test_force_rmse_meV_A)
+    assert not (tmp_path / "plain" / "replay.xyz").exists()
