@@ -113,10 +113,16 @@ def test_study_refuses_to_overwrite_and_resumes(study_run):
     again = subprocess.run([sys.executable, "-m", "ionmd", "study", str(cfg), "--out", str(out)],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "--resume" in again.stderr
+    # a run that failed (a lost node) is run again on resume; the finished one is kept
+    status = out / "sweep" / "runs" / "eam" / "1300K" / "seed1" / "status.json"
+    record = json.loads(status.read_text())
+    status.write_text(json.dumps(record | {"status": "failed", "error": "node lost"}))
     resumed = subprocess.run([sys.executable, "-m", "ionmd", "study", str(cfg), "--out", str(out),
                               "--resume", "--np", "2"], capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "2 already done" in resumed.stderr
+    assert "1 already done" in resumed.stderr
+    assert json.loads(status.read_text())["status"] == "done"
+    assert json.loads((out / "study.json").read_text())["md"]["done"] == 2
     changed = cfg.with_name("changed.toml")
     changed.write_text(cfg.read_text().replace("n_prod = 6000", "n_prod = 7000"))
     with pytest.raises(InputError):

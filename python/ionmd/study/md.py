@@ -127,7 +127,8 @@ def run_md_sweep(plan: DemoPlan, out: Path, n_ranks: int, progress: DemoProgress
 
 def launch_sweep(toml: Path, logs: Path, n_ranks: int, ranks_per_run: int,
                  progress: DemoProgress, steps_per_run: int,
-                 weights: dict[str, float] | None = None) -> SweepOutcome:
+                 weights: dict[str, float] | None = None,
+                 retry_failed: bool = False) -> SweepOutcome:
     """Run (or resume) the sweep ``toml`` as ``mpirun -np n_ranks ionmd sweep --resume``.
 
     Parameters
@@ -145,6 +146,8 @@ def launch_sweep(toml: Path, logs: Path, n_ranks: int, ranks_per_run: int,
         MD steps of each run, for the share of work done.
     weights
         Relative cost per step of each model (default 1), for the time left.
+    retry_failed
+        Run again the runs that failed in an earlier invocation (``--retry-failed``).
 
     Raises
     ------
@@ -167,6 +170,8 @@ def launch_sweep(toml: Path, logs: Path, n_ranks: int, ranks_per_run: int,
                          "(pip install mpich, or activate the ionmd venv)")
     cmd = [mpirun, "-np", str(n_ranks), sys.executable, "-m", "ionmd", "sweep", str(toml),
            "--resume", "--ranks-per-run", str(ranks_per_run), "--progress-every", "60"]
+    if retry_failed:
+        cmd.append("--retry-failed")
     logs.mkdir(parents=True, exist_ok=True)
     progress.message(f"MD sweep: {len(runs)} runs ({', '.join(config.models)} x "
                      f"{len(config.temperatures_K)} temperatures x {len(config.seeds)} seeds, "

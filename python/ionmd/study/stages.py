@@ -229,13 +229,17 @@ def sweep_toml(cfg: StudyConfig, cell: CellInfo, sweep_dir: Path) -> str:
 
 
 def run_md(cfg: StudyConfig, out: Path, cell: CellInfo, n_ranks: int, progress: DemoProgress):
-    """Write ``out/sweep.toml`` and run (or resume) it; return the sweep outcome."""
+    """Write ``out/sweep.toml`` and run (or resume) it; return the sweep outcome.
+
+    Runs that failed in an earlier invocation (a lost node, a killed process) are run
+    again: resuming a study means finishing it.
+    """
     from ionmd.study.md import launch_sweep
 
     toml = out / "sweep.toml"
     toml.write_text(sweep_toml(cfg, cell, out / "sweep"))
     return launch_sweep(toml, out / "logs", n_ranks, cfg.md.ranks_per_run, progress,
-                        cfg.md.n_equil + cfg.md.n_prod)
+                        cfg.md.n_equil + cfg.md.n_prod, retry_failed=True)
 
 
 # --------------------------------------------------------------------------- analysis
