@@ -122,7 +122,7 @@ def _plot_scan(ax, summary: list[CurveSummary], xlabel: str, log: bool) -> None:
 
 def plot_learning(scan: ScanResult, path: Path) -> Path:
     """Held-out force and energy RMSE against training frames (log-log, error bars over seeds)."""
-    from ionmd.analysis.plots import _plt
+    from ionmd.analysis.plots import pyplot as _plt
 
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
@@ -146,7 +146,7 @@ def plot_learning(scan: ScanResult, path: Path) -> Path:
 
 def plot_locality(cutoff: ScanResult, layers: ScanResult, path: Path) -> Path:
     """Held-out force RMSE against cutoff (Å) and against message-passing layers."""
-    from ionmd.analysis.plots import _plt
+    from ionmd.analysis.plots import pyplot as _plt
 
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
