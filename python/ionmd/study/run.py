@@ -18,23 +18,12 @@ from ionmd.errors import InputError
 from ionmd.study.analysis import analyse_demo
 from ionmd.study.md import run_md_sweep
 from ionmd.study.neb import chgnet_reference, run_nebs
+from ionmd.study.pipeline import _sigterm_as_interrupt, default_ranks
 from ionmd.study.plan import DemoPlan, check_or_record_plan
 from ionmd.study.progress import DemoProgress, format_hms
 from ionmd.study.report import DemoReport, RunContext, write_report
 
 STAGES = ("md", "neb", "analysis")
-
-
-def default_ranks() -> int:
-    """All cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _sigterm_as_interrupt(signum, frame) -> None:  # noqa: ARG001
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def record_invocation(out: Path, ctx: RunContext, t0: float, md_done_before: int) -> list[dict]:
