@@ -1,4 +1,4 @@
-"""Shared checks of the TOML configuration readers (sweep, study, learn).
+"""TOML configuration files: the shared checks of the readers (sweep, study, learn) and one writer.
 
 Every reader names the file and the dotted key in its errors, in one form:
 ``<file>: key 'md.temprature': unknown key (allowed: ...)``.
@@ -6,8 +6,10 @@ Every reader names the file and the dotted key in its errors, in one form:
 
 from __future__ import annotations
 
+import numbers
+import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +58,87 @@ def read_toml(path: Path, missing_message: str) -> dict[str, Any]:
         return tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
+
+
+# --------------------------------------------------------------------------- writing
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string (quotes, backslashes and control characters escaped)."""
+    out = []
+    for ch in text:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def toml_key(key: str) -> str:
+    """``key`` as a TOML key: bare when it may be (letters, digits, ``_``, ``-``), else quoted."""
+    key = str(key)
+    return key if _BARE_KEY.match(key) else _toml_string(key)
+
+
+def toml_value(value: Any) -> str:
+    """``value`` as a TOML value.
+
+    Booleans, integers, floats (``inf``/``nan`` included), strings and paths, lists and
+    tuples (arrays), and mappings (inline tables). NumPy scalars count as their Python
+    kinds. TOML has no null: ``None`` (and any other type) raises :class:`TypeError`.
+    """
+    if isinstance(value, bool) or (getattr(value, "shape", None) == ()
+                                   and getattr(getattr(value, "dtype", None), "kind", "") == "b"):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))  # 1e-10, 700.0, inf, -inf, nan: all valid TOML floats
+    if isinstance(value, (str, Path)):
+        return _toml_string(str(value))
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {value!r} ({type(value).__name__}) to TOML")
+
+
+def dumps(mapping: Mapping[str, Any], *, comment: str = "") -> str:
+    """The TOML document of ``mapping``: ``tomllib.loads(dumps(m)) == m`` for the types :func:`toml_value` writes.
+
+    Plain keys come first, then each mapping value as a ``[table]`` (nested ones as
+    ``[table.sub]``), in insertion order. A key whose value is ``None`` is left out (TOML
+    has no null; absent is how our readers spell "not given").
+
+    Parameters
+    ----------
+    mapping
+        The document.
+    comment
+        Text written first, each line as a ``# `` comment (for example who wrote the file).
+    """
+    lines = [f"# {line}".rstrip() for line in comment.splitlines()]
+    _write_table(lines, mapping, ())
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _write_table(lines: list[str], table: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
+    subtables = []
+    for key, value in table.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            subtables.append((key, value))
+        else:
+            lines.append(f"{toml_key(key)} = {toml_value(value)}")
+    for key, value in subtables:
+        name = (*prefix, toml_key(key))
+        has_plain = any(v is not None and not isinstance(v, Mapping) for v in value.values())
+        if has_plain or not any(isinstance(v, Mapping) for v in value.values()):
+            lines += ["", f"[{'.'.join(name)}]"]  # (a table of tables alone needs no header)
+        _write_table(lines, value, name)

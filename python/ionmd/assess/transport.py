@@ -29,12 +29,12 @@ from ionmd.analysis.diffusion import DiffusionResult
 from ionmd.analysis.mechanism_report import MechanismCollector, defect_jump_arrhenius
 from ionmd.analysis.sweep import analyse_sweep, read_sweep
 from ionmd.errors import InputError
-from ionmd.learn.explore import _toml_value
 from ionmd.models.export import export_model
 from ionmd.results import Result
 from ionmd.study.cost import model_cost
 from ionmd.study.md import launch_sweep
 from ionmd.study.progress import DemoProgress
+from ionmd.tomlconfig import dumps
 
 Z95 = 1.96
 """Two-sided 95 % normal quantile of the agreement rule."""
@@ -111,17 +111,14 @@ def compare(model: str, quantity: str, v: float, s: float, r: float, t: float,
 
 def sweep_toml_text(t: dict[str, Any], models: dict[str, Any], sweep_dir: Path) -> str:
     """The ``ionmd sweep`` TOML of the check (paths absolute)."""
-    lines = ['name = "assess-transport"', f"sweep_dir = {_toml_value(str(sweep_dir))}",
-             f"temperatures_K = {_toml_value([float(x) for x in t['temperatures_K']])}",
-             f"seeds = {_toml_value(list(t['seeds']))}", f"structure = {_toml_value(t['structure'])}",
-             "", "[models]"]
-    lines += [f"{_toml_value(k)} = {_toml_value(v)}" for k, v in models.items()]
     md = dict(t.get("md") or {})
     if t.get("species"):
         md["species"] = list(t["species"])
-    if md:
-        lines += ["", "[md]"] + [f"{k} = {_toml_value(v)}" for k, v in md.items()]
-    return "\n".join(lines) + "\n"
+    return dumps({
+        "name": "assess-transport", "sweep_dir": str(sweep_dir),
+        "temperatures_K": [float(x) for x in t["temperatures_K"]], "seeds": list(t["seeds"]),
+        "structure": t["structure"], "models": dict(models), "md": md or None,
+    })
 
 
 def _jump_points(fit: ArrheniusResult) -> dict[float, tuple[float, float]]:

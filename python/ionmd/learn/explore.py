@@ -21,7 +21,6 @@ frames it wrote before it stopped.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import subprocess
@@ -38,6 +37,7 @@ from ionmd.driver.runner import child_env
 from ionmd.driver.sweepdir import index_path, read_index
 from ionmd.errors import IonmdError
 from ionmd.lammpsio.dump import iter_dump
+from ionmd.tomlconfig import dumps
 
 
 @dataclass
@@ -69,20 +69,6 @@ class ExploredFrame:
         return asdict(self)
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (str, Path)):
-        return json.dumps(str(value))
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write {value!r} to TOML")
-
-
 def sweep_toml_text(explore: dict[str, Any], models: list[Path]) -> str:
     """Return the text of the exploration ``sweep.toml`` for ``models`` (first drives the MD).
 
@@ -95,12 +81,6 @@ def sweep_toml_text(explore: dict[str, Any], models: list[Path]) -> str:
     """
     every = int(explore["every"])
     n_total = int(explore["n_equil"]) + int(explore["n_prod"])
-    lines = ['name = "explore"', 'sweep_dir = "."',
-             f"temperatures_K = {_toml_value([float(t) for t in explore['temperatures_K']])}",
-             f"seeds = {_toml_value(list(explore['seeds']))}"]
-    if explore.get("structure") is not None:
-        lines.append(f"structure = {_toml_value(str(explore['structure']))}")
-    lines += ["", "[models]", f"committee = {_toml_value([str(m) for m in models])}", "", "[md]"]
     md: dict[str, Any] = {
         "dt_fs": float(explore["dt_fs"]), "n_equil": int(explore["n_equil"]),
         "n_prod": int(explore["n_prod"]), "dump_every": every, "deviation_every": every,
@@ -110,14 +90,17 @@ def sweep_toml_text(explore: dict[str, Any], models: list[Path]) -> str:
     for key in ("P_bar", "tdamp_fs", "pdamp_fs"):
         if explore.get(key) is not None:
             md[key] = float(explore[key])
-    lines += [f"{k} = {_toml_value(v)}" for k, v in md.items()]
-    lines += ["", "[run]", f"timeout_s = {_toml_value(float(explore.get('timeout_s') or 0.0))}"]
-    if explore.get("lmp"):
-        lines.append(f"lmp = {_toml_value(explore['lmp'])}")
-    if explore.get("structures"):
-        lines += ["", "[structures]"]
-        lines += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in explore["structures"].items()]
-    return "\n".join(lines) + "\n"
+    structure = explore.get("structure")
+    return dumps({
+        "name": "explore", "sweep_dir": ".",
+        "temperatures_K": [float(t) for t in explore["temperatures_K"]],
+        "seeds": list(explore["seeds"]),
+        "structure": None if structure is None else str(structure),
+        "models": {"committee": [str(m) for m in models]},
+        "md": md,
+        "run": {"timeout_s": float(explore.get("timeout_s") or 0.0), "lmp": explore.get("lmp") or None},
+        "structures": dict(explore["structures"]) if explore.get("structures") else None,
+    })
 
 
 def _term_with_parent() -> None:  # pragma: no cover - runs in the child

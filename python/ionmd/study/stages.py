@@ -16,6 +16,7 @@ from typing import Any
 from ionmd.errors import InputError
 from ionmd.study.config import StudyConfig
 from ionmd.study.progress import DemoProgress
+from ionmd.tomlconfig import toml_value
 
 #: Rough ETA priors (s): the model's cost is unknown before the first run.
 PRIOR_US_PER_ATOM_STEP_TORCH = 200.0
@@ -187,29 +188,25 @@ def fit_records(cfg: StudyConfig, out: Path) -> dict[str, dict[str, Any]]:
 
 # --------------------------------------------------------------------------- md
 
-def _toml_str(value: str) -> str:
-    return json.dumps(str(value))  # a TOML basic string: JSON escapes are valid TOML
-
-
 def sweep_toml(cfg: StudyConfig, cell: CellInfo, sweep_dir: Path) -> str:
     """The ``ionmd sweep`` definition of the study (absolute paths)."""
     md = cfg.md
     models = []
     for m in cfg.models:
         if m.classical:
-            coeffs = ", ".join(_toml_str(c) for c in m.pair_coeff)
-            models.append(f"{m.label} = {{ pair_style = {_toml_str(m.pair_style or '')}, "
+            coeffs = ", ".join(toml_value(c) for c in m.pair_coeff)
+            models.append(f"{m.label} = {{ pair_style = {toml_value(m.pair_style or '')}, "
                           f"pair_coeff = [{coeffs}] }}")
         else:
-            models.append(f"{m.label} = {_toml_str(str(m.path))}")
+            models.append(f"{m.label} = {toml_value(str(m.path))}")
     return "\n".join([
         f"# Written by `ionmd study {cfg.path.name}`; run by",
         "#   mpirun -np N ionmd sweep sweep.toml --resume --ranks-per-run R",
-        f"name = {_toml_str(cfg.name)}",
-        f"sweep_dir = {_toml_str(str(sweep_dir))}",
+        f"name = {toml_value(cfg.name)}",
+        f"sweep_dir = {toml_value(str(sweep_dir))}",
         f"temperatures_K = [{', '.join(f'{t:g}' for t in md.temperatures_K)}]",
         f"seeds = [{', '.join(str(s) for s in md.seeds)}]",
-        f"structure = {_toml_str(str(cell.cell_data))}",
+        f"structure = {toml_value(str(cell.cell_data))}",
         "",
         "[models]",
         *models,
@@ -218,10 +215,10 @@ def sweep_toml(cfg: StudyConfig, cell: CellInfo, sweep_dir: Path) -> str:
         f"dt_fs = {md.dt_fs:g}",
         f"n_equil = {md.n_equil}",
         f"n_prod = {md.n_prod}",
-        f"thermostat = {_toml_str(md.thermostat)}",
+        f"thermostat = {toml_value(md.thermostat)}",
         'ensemble = "nvt"',
         f"dump_every = {md.dump_every}",
-        f"species = [{', '.join(_toml_str(s) for s in cfg.mobile)}]",
+        f"species = [{', '.join(toml_value(s) for s in cfg.mobile)}]",
         f"restart_every = {md.restart_every}",
         f"thermo_every = {md.thermo_every}",
         "",
