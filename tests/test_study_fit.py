@@ -193,8 +193,9 @@ def test_fit_dir_with_other_settings_is_refused(fitted, study_cfg):
     spec = FitSpec.from_table("x.toml", {"labeller": "emt", "size": "tiny", "epochs": 4},
                               "model.fit")
     with pytest.raises(InputError, match=r"fit_spec.json: this fit was made with other settings "
-                                         r"\(differs in: spec\)"):
+                                         r"\(differs in: spec\.") as err:
         fit_study_model(spec, stages.fit_structure(study_cfg), out)
+    assert "spec.epochs" in str(err.value) and "structure" not in str(err.value).split("differs in:")[1]
 
 
 def test_study_fit_stage_sets_model_path(fitted, study_cfg, tmp_path):

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ionmd.errors import InputError
+from ionmd.settings_record import check_or_record
 
 FIT_RECORD = "fit.json"
 SPEC_RECORD = "fit_spec.json"
@@ -240,19 +241,6 @@ def _say(progress, fraction: float, text: str) -> None:
         progress.update(fraction, text, force=True)
 
 
-def _check_spec_record(outdir: Path, identity: dict[str, Any]) -> None:
-    path = outdir / SPEC_RECORD
-    if path.is_file():
-        old = json.loads(path.read_text())
-        if old != identity:
-            changed = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
-            raise InputError(f"{path}: this fit was made with other settings (differs in: "
-                             f"{', '.join(changed)}); remove {outdir} or choose another output")
-        return
-    outdir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, json.dumps(identity, indent=2) + "\n")
-
-
 def _test_force_rms_meV_A(fit_dir: Path) -> float:
     import numpy as np
     from ase.io import read
@@ -299,7 +287,8 @@ def fit_study_model(spec: FitSpec, structure: FitStructure, outdir: str | Path,
     outdir = Path(outdir).resolve()
     record = outdir / FIT_RECORD
     model = outdir / "model.pt"
-    _check_spec_record(outdir, {"spec": asdict(spec), "structure": asdict(structure)})
+    check_or_record(outdir / SPEC_RECORD, {"spec": asdict(spec), "structure": asdict(structure)},
+                    what="this fit", hint=f"remove {outdir} or choose another output")
     if record.is_file() and model.is_file():
         _say(progress, 1.0, f"reusing the fitted model {model}")
         return model

@@ -29,7 +29,6 @@ report are redone (they are cheap).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -39,6 +38,7 @@ from typing import Any
 
 from ionmd.errors import InputError
 from ionmd.jsonfile import read_json
+from ionmd.settings_record import check_or_record
 from ionmd.study.config import StudyConfig
 from ionmd.study.progress import DemoProgress, format_hms
 
@@ -75,20 +75,11 @@ def check_or_record_config(cfg: StudyConfig, out: Path, resume: bool) -> bool:
         ``out`` holds a study and ``resume`` is False, or it holds another study's config.
     """
     path = out / CONFIG_RECORD
-    if path.is_file():
+    if path.is_file() and not resume:
         old = read_json(path, "choose another --out")
-        if not resume:
-            raise InputError(f"{out} already holds a study ('{old.get('name', '?')}'); "
-                             "pass --resume to continue it, or choose another --out")
-        if old != cfg.identity():
-            changed = sorted(k for k in set(old) | set(cfg.identity())
-                             if old.get(k) != cfg.identity().get(k))
-            raise InputError(f"{path}: the study in {out} was run with other settings "
-                             f"(differs in: {', '.join(changed)}); choose another --out")
-        return True
-    out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(cfg.identity(), indent=2) + "\n")
-    return False
+        raise InputError(f"{out} already holds a study ('{old.get('name', '?')}'); "
+                         "pass --resume to continue it, or choose another --out")
+    return check_or_record(path, cfg.identity(), what=f"the study in {out}", hint="choose another --out")
 
 
 def _sigterm_as_interrupt(signum, frame) -> None:  # noqa: ARG001

@@ -1,0 +1,94 @@
+"""Record the settings of a resumable output, or refuse one made with other settings.
+
+A resumable stage (a study directory, a fit directory) writes the settings it was
+started with to a JSON file the first time; a later run in the same place must bring
+equal settings, or it is refused with the keys that differ, so that a resume never
+mixes the results of two different runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ionmd.errors import InputError
+from ionmd.jsonfile import read_json
+
+_SHOWN_KEYS = 8
+"""At most this many differing keys are named (then ``and N more``)."""
+
+
+def _as_json(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` as they read back from the record (tuples as lists, paths as strings)."""
+    return json.loads(json.dumps(dict(settings), default=str))
+
+
+def differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where ``old`` and ``new`` differ, descending into tables present in both.
+
+    A key in one and not the other counts as differing; a value that is not a table on
+    both sides is compared whole (a list that differs anywhere is one key).
+
+    Examples
+    --------
+    >>> differing_keys({"md": {"n_prod": 500, "dt_fs": 2}}, {"md": {"n_prod": 600, "dt_fs": 2}})
+    ['md.n_prod']
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                keys.append(name)
+            elif old[key] != new[key]:
+                keys += differing_keys(old[key], new[key], name)
+        return keys
+    return [] if old == new else [prefix or "(the whole record)"]
+
+
+def check_or_record(path: str | Path, settings: Mapping[str, Any], *, what: str, hint: str) -> bool:
+    """Write ``settings`` to ``path``, or check them against the record already there.
+
+    Parameters
+    ----------
+    path
+        The JSON record (its directory is created).
+    settings
+        JSON-serialisable settings (tuples and paths are compared as JSON stores them).
+    what
+        What the record belongs to, for the message (``"the study in /x"``, ``"this fit"``).
+    hint
+        What the user can do instead (``"choose another --out"``).
+
+    Returns
+    -------
+    bool
+        True when ``path`` already held these settings (a resume), False when they were
+        recorded now.
+
+    Raises
+    ------
+    InputError
+        ``<path>: <what> was made with other settings (differs in: md.n_prod, ...); <hint>``,
+        or the record is not valid JSON.
+    """
+    path = Path(path)
+    new = _as_json(settings)
+    if path.is_file():
+        old = read_json(path, hint)
+        if old != new:
+            keys = differing_keys(old, new)
+            shown = ", ".join(keys[:_SHOWN_KEYS])
+            if len(keys) > _SHOWN_KEYS:
+                shown += f" and {len(keys) - _SHOWN_KEYS} more"
+            raise InputError(f"{path}: {what} was made with other settings "
+                             f"(differs in: {shown}); {hint}")
+        return True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(new, indent=2) + "\n")
+    tmp.replace(path)  # a crash never leaves half a record behind
+    return False

@@ -1,0 +1,58 @@
+"""ionmd.settings_record.check_or_record: record once, resume with equal settings, refuse others naming the keys."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ionmd.errors import InputError
+from ionmd.settings_record import check_or_record, differing_keys
+
+SETTINGS = {"name": "cu", "md": {"n_prod": 500, "temperatures_K": (1200.0, 1400.0), "dt_fs": 2.0},
+            "model": Path("/m/model.pt"), "seeds": [1, 2]}
+
+
+def test_records_then_resumes(tmp_path):
+    path = tmp_path / "deep" / "record.json"
+    assert check_or_record(path, SETTINGS, what="the study", hint="choose another --out") is False
+    stored = json.loads(path.read_text())
+    assert stored["md"]["temperatures_K"] == [1200.0, 1400.0] and stored["model"] == "/m/model.pt"
+    assert not list(path.parent.glob(".*tmp"))
+    # tuples and paths compare as the record stores them: the same settings resume
+    assert check_or_record(path, SETTINGS, what="the study", hint="x") is True
+    assert check_or_record(path, json.loads(path.read_text()), what="the study", hint="x") is True
+
+
+def test_other_settings_name_the_dotted_keys(tmp_path):
+    path = tmp_path / "record.json"
+    check_or_record(path, SETTINGS, what="the study in /out", hint="choose another --out")
+    other = SETTINGS | {"md": SETTINGS["md"] | {"n_prod": 600}, "seeds": [1, 2, 3], "extra": True}
+    with pytest.raises(InputError) as err:
+        check_or_record(path, other, what="the study in /out", hint="choose another --out")
+    assert str(err.value) == (f"{path}: the study in /out was made with other settings "
+                              "(differs in: extra, md.n_prod, seeds); choose another --out")
+    # a key that went missing is named too
+    less = {k: v for k, v in SETTINGS.items() if k != "model"}
+    with pytest.raises(InputError, match=r"\(differs in: model\); hint$"):
+        check_or_record(path, less, what="x", hint="hint")
+
+
+def test_many_differences_are_cut_short(tmp_path):
+    path = tmp_path / "r.json"
+    check_or_record(path, {f"k{i:02d}": i for i in range(12)}, what="this fit", hint="h")
+    with pytest.raises(InputError, match=r"differs in: k00, k01, .*, k07 and 4 more\); h"):
+        check_or_record(path, {f"k{i:02d}": -i - 1 for i in range(12)}, what="this fit", hint="h")
+
+
+def test_bad_record_names_the_file(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text("{not json")
+    with pytest.raises(InputError, match=r"r.json' is not valid JSON: line 1: .*; remove it"):
+        check_or_record(path, SETTINGS, what="x", hint="remove it")
+
+
+def test_differing_keys():
+    assert differing_keys({"a": {"b": 1, "c": [1, 2]}}, {"a": {"b": 1, "c": [1, 3]}}) == ["a.c"]
+    assert differing_keys({"a": {"b": 1}}, {"a": 5}) == ["a"]
+    assert differing_keys({"a": 1}, {"a": 1}) == []
+    assert differing_keys([1], [2]) == ["(the whole record)"]
