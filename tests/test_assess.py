@@ -77,6 +77,11 @@ def test_config_errors_name_the_key(tmp_path, cu_data, capsys):
                                            'a = "a.pt"\nb = "b.pt"\n')
     with pytest.raises(InputError, match="transport.reference.*'x'"):
         load_assess_config(_write(tmp_path, bad_ref))
+    with pytest.raises(InputError, match="key 'locality': expected a table, got int"):
+        load_assess_config(_write(tmp_path, "locality = 3\n" + BASE.format(data=cu_data).replace(
+            "[locality]\ncutoffs_A = [3.0, 4.0]\nlayers = [1, 2]\n", "")))
+    with pytest.raises(InputError, match="assess.toml: not valid TOML"):
+        load_assess_config(_write(tmp_path, BASE.format(data=cu_data) + "[["))
     cfg = load_assess_config(_write(tmp_path, BASE.format(data=cu_data)))
     assert cfg.sizes == [5, 1000] and cfg.learning_seeds == 2
     # The CLI prints the error naming the key and exits 2.

@@ -47,6 +47,18 @@ def check_keys(path: str | Path, table: dict[str, Any], allowed: Iterable[str], 
                             f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
+def check_table(path: str | Path, table: Any, allowed: Iterable[str], prefix: str) -> dict[str, Any]:
+    """Return ``table`` after checking it is a TOML table whose keys are all in ``allowed``.
+
+    Raises :func:`key_error` ``expected a table, got <type>`` for any other value, else as
+    :func:`check_keys`.
+    """
+    if not isinstance(table, dict):
+        raise key_error(path, prefix, f"expected a table, got {type(table).__name__}")
+    check_keys(path, table, allowed, prefix)
+    return table
+
+
 def read_toml(path: Path, missing_message: str) -> dict[str, Any]:
     """Parse the TOML file ``path``; :class:`InputError` with ``missing_message`` when it is not a file.
 

@@ -35,18 +35,13 @@ Example::
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ionmd.errors import InputError
 from ionmd.models.fit import MACE_SIZES
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from ionmd.tomlconfig import check_table, key_error, read_toml
 
 TOP_KEYS = {"data", "split_seed", "learning", "locality", "candidates", "transport"}
 LEARNING_KEYS = {"sizes", "seeds"}
@@ -121,85 +116,71 @@ class AssessConfig:
                          f"{', '.join(c.name for c in self.candidates)})")
 
 
-def _fail(path: Path, key: str, message: str) -> InputError:
-    return InputError(f"{path}: key '{key}': {message}")
-
-
-def _check_keys(path: Path, table: Any, allowed: set[str], prefix: str) -> dict:
-    if not isinstance(table, dict):
-        raise _fail(path, prefix, "expected a table")
-    for key in table:
-        if key not in allowed:
-            raise _fail(path, f"{prefix}.{key}" if prefix else key,
-                        f"unknown key (allowed: {', '.join(sorted(allowed))})")
-    return table
-
-
 def _pos_int_list(path: Path, value: Any, key: str) -> list[int]:
     if (not isinstance(value, list) or not value
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
-        raise _fail(path, key, f"expected a non-empty list of positive integers, got {value!r}")
+        raise key_error(path, key, f"expected a non-empty list of positive integers, got {value!r}")
     return sorted(set(value))
 
 
 def _pos_int(path: Path, value: Any, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise _fail(path, key, f"expected a positive integer, got {value!r}")
+        raise key_error(path, key, f"expected a positive integer, got {value!r}")
     return value
 
 
 def _candidate(path: Path, name: str, raw: Any) -> Candidate:
-    table = _check_keys(path, raw, CANDIDATE_KEYS | MACE_OPTIONS, f"candidates.{name}")
+    table = check_table(path, raw, CANDIDATE_KEYS | MACE_OPTIONS, f"candidates.{name}")
     size = table.get("size", "small")
     if size not in MACE_SIZES:
-        raise _fail(path, f"candidates.{name}.size", f"{size!r}: choose one of {', '.join(MACE_SIZES)}")
+        raise key_error(path, f"candidates.{name}.size", f"{size!r}: choose one of {', '.join(MACE_SIZES)}")
     epochs = table.get("epochs")
     if epochs is not None:
         epochs = _pos_int(path, epochs, f"candidates.{name}.epochs")
     dtype = table.get("dtype", "float64")
     if dtype not in ("float32", "float64"):
-        raise _fail(path, f"candidates.{name}.dtype", f"{dtype!r}: choose float32 or float64")
+        raise key_error(path, f"candidates.{name}.dtype", f"{dtype!r}: choose float32 or float64")
     batch = _pos_int(path, table.get("batch_size", 5), f"candidates.{name}.batch_size")
     options = {}
     for key in sorted(MACE_OPTIONS & set(table)):
         v = table[key]
         if isinstance(v, bool) or not isinstance(v, (int, float, str, list)):
-            raise _fail(path, f"candidates.{name}.{key}", f"expected a number, string or list, got {v!r}")
+            raise key_error(path, f"candidates.{name}.{key}", f"expected a number, string or list, got {v!r}")
         options[key] = str(v)
     cand = Candidate(name, size, epochs, dtype, batch, options)
     if cand.r_max_A <= 0:
-        raise _fail(path, f"candidates.{name}.r_max", f"must be positive, got {cand.r_max_A}")
+        raise key_error(path, f"candidates.{name}.r_max", f"must be positive, got {cand.r_max_A}")
     return cand
 
 
 def _transport(path: Path, raw: Any, names: list[str]) -> dict[str, Any]:
-    table = dict(_check_keys(path, raw, TRANSPORT_KEYS, "transport"))
+    table = dict(check_table(path, raw, TRANSPORT_KEYS, "transport"))
     models = table.get("models") or {}
     if not isinstance(models, dict):
-        raise _fail(path, "transport.models", "expected a table of name = model (ionmd sweep schema)")
+        raise key_error(path, "transport.models", "expected a table of name = model (ionmd sweep schema)")
     fitted = table.get("fitted", [])
     if not isinstance(fitted, list) or not all(isinstance(f, str) for f in fitted):
-        raise _fail(path, "transport.fitted", f"expected a list of candidate names, got {fitted!r}")
+        raise key_error(path, "transport.fitted", f"expected a list of candidate names, got {fitted!r}")
     for f in fitted:
         if f not in names:
-            raise _fail(path, "transport.fitted", f"{f!r} is not a candidate (have: {', '.join(names)})")
+            raise key_error(path, "transport.fitted", f"{f!r} is not a candidate (have: {', '.join(names)})")
         if f in models:
-            raise _fail(path, "transport.fitted", f"{f!r} is also a name in [transport.models]")
+            raise key_error(path, "transport.fitted", f"{f!r} is also a name in [transport.models]")
     all_models = list(models) + fitted
     ref = table.get("reference")
     if ref not in all_models:
-        raise _fail(path, "transport.reference", f"{ref!r} is not one of the transport models "
+        raise key_error(path, "transport.reference", f"{ref!r} is not one of the transport models "
                     f"({', '.join(all_models) or 'none given'})")
     if len(all_models) < 2:
-        raise _fail(path, "transport.models", "the transport check needs the reference and at least one "
+        raise key_error(path, "transport.models", "the transport check needs the reference and at least one "
                     "candidate model")
     if not isinstance(table.get("structure"), str):
-        raise _fail(path, "transport.structure", "expected the path of a LAMMPS data file")
+        raise key_error(path, "transport.structure", "expected the path of a LAMMPS data file")
     table["structure"] = str((path.parent / table["structure"]).resolve())
     temps = table.get("temperatures_K")
     if (not isinstance(temps, list) or len(temps) < 2
             or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in temps)):
-        raise _fail(path, "transport.temperatures_K", "expected at least two positive temperatures "
+        raise key_error(path, "transport.temperatures_K", "expected at least two positive temperatures "
                     "(the Arrhenius fits need two)")
     table["seeds"] = _pos_int_list(path, table.get("seeds", [1]), "transport.seeds")
     table["n_ranks"] = _pos_int(path, table.get("n_ranks", 1), "transport.n_ranks")
@@ -207,7 +188,7 @@ def _transport(path: Path, raw: Any, names: list[str]) -> dict[str, Any]:
     table["models"] = {k: _resolve_model(path, k, v) for k, v in models.items()}
     md = table.get("md") or {}
     if not isinstance(md, dict):
-        raise _fail(path, "transport.md", "expected a table (ionmd sweep [md] schema)")
+        raise key_error(path, "transport.md", "expected a table (ionmd sweep [md] schema)")
     table["md"] = md
     return table
 
@@ -227,7 +208,7 @@ def _resolve_model(path: Path, name: str, value: Any) -> Any:
             if key in out:
                 out[key] = [res(v) for v in out[key]] if isinstance(out[key], list) else res(out[key])
         return out
-    raise _fail(path, f"transport.models.{name}", f"expected a path, a list of paths or a table, got {value!r}")
+    raise key_error(path, f"transport.models.{name}", f"expected a path, a list of paths or a table, got {value!r}")
 
 
 def load_assess_config(path: str | Path) -> AssessConfig:
@@ -239,36 +220,31 @@ def load_assess_config(path: str | Path) -> AssessConfig:
         The file is missing or not TOML, or a key is unknown or has a bad value (named).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"assess definition {path} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from None
-    _check_keys(path, raw, TOP_KEYS, "")
+    raw = read_toml(path, f"assess definition {path} does not exist")
+    check_table(path, raw, TOP_KEYS, "")
     if not isinstance(raw.get("data"), str):
-        raise _fail(path, "data", "expected the path of a labelled extended XYZ file")
+        raise key_error(path, "data", "expected the path of a labelled extended XYZ file")
     data = (path.parent / raw["data"]).resolve()
     if not data.is_file():
-        raise _fail(path, "data", f"{data} does not exist")
+        raise key_error(path, "data", f"{data} does not exist")
     cands_raw = raw.get("candidates")
     if not isinstance(cands_raw, dict) or not cands_raw:
-        raise _fail(path, "candidates", "expected at least one [candidates.NAME] fit recipe")
+        raise key_error(path, "candidates", "expected at least one [candidates.NAME] fit recipe")
     candidates = [_candidate(path, n, v) for n, v in cands_raw.items()]
     split_seed = raw.get("split_seed", 0)
     if not isinstance(split_seed, int) or isinstance(split_seed, bool):
-        raise _fail(path, "split_seed", f"expected an integer, got {split_seed!r}")
-    learning = _check_keys(path, raw.get("learning", {}), LEARNING_KEYS, "learning")
+        raise key_error(path, "split_seed", f"expected an integer, got {split_seed!r}")
+    learning = check_table(path, raw.get("learning", {}), LEARNING_KEYS, "learning")
     cfg = AssessConfig(path, data, candidates, split_seed)
     cfg.sizes = _pos_int_list(path, learning.get("sizes", cfg.sizes), "learning.sizes")
     cfg.learning_seeds = _pos_int(path, learning.get("seeds", cfg.learning_seeds), "learning.seeds")
-    loc = _check_keys(path, raw.get("locality", {}), LOCALITY_KEYS, "locality")
+    loc = check_table(path, raw.get("locality", {}), LOCALITY_KEYS, "locality")
     cfg.locality_candidate = loc.get("candidate", candidates[0].name)
     cfg.candidate(cfg.locality_candidate)
     cuts = loc.get("cutoffs_A", [])
     if not isinstance(cuts, list) or not all(
             isinstance(c, (int, float)) and not isinstance(c, bool) and c > 0 for c in cuts):
-        raise _fail(path, "locality.cutoffs_A", f"expected a list of positive cutoffs in Å, got {cuts!r}")
+        raise key_error(path, "locality.cutoffs_A", f"expected a list of positive cutoffs in Å, got {cuts!r}")
     cfg.cutoffs_A = sorted({float(c) for c in cuts})
     cfg.layers = _pos_int_list(path, loc["layers"], "locality.layers") if "layers" in loc else []
     cfg.locality_seeds = _pos_int(path, loc.get("seeds", 1), "locality.seeds")

@@ -1,4 +1,4 @@
-"""The one TOML writer (ionmd.tomlconfig.toml_value/dumps): what it writes, tomllib reads back unchanged."""
+"""ionmd.tomlconfig: the shared key checks, and the one TOML writer (what it writes, tomllib reads back unchanged)."""
 
 import math
 import sys
@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ionmd.tomlconfig import dumps, toml_key, toml_value
+from ionmd.errors import InputError
+from ionmd.tomlconfig import check_table, dumps, read_toml, toml_key, toml_value
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -84,3 +85,20 @@ def test_dumps_leaves_out_none_and_writes_the_comment():
     assert tomllib.loads(text) == {"a": 1, "t": {"d": "x"}, "only_none": {}}
     with pytest.raises(TypeError, match="cannot write"):
         dumps({"a": [None]})
+
+
+def test_check_table_and_read_toml_name_file_and_key(tmp_path):
+    assert check_table("c.toml", {"a": 1}, {"a", "b"}, "md") == {"a": 1}
+    with pytest.raises(InputError, match=r"^c.toml: key 'md': expected a table, got int$"):
+        check_table("c.toml", 5, {"a"}, "md")
+    with pytest.raises(InputError, match=r"^c.toml: key 'md.c': unknown key \(allowed: a, b\)$"):
+        check_table("c.toml", {"c": 1}, {"b", "a"}, "md")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("x = [1,\n")
+    with pytest.raises(InputError, match=r"bad.toml: not valid TOML: "):
+        read_toml(bad, "missing")
+    with pytest.raises(InputError, match=r"^no such file$"):
+        read_toml(tmp_path / "none.toml", "no such file")
+    good = tmp_path / "good.toml"
+    good.write_text(dumps({"a": 1, "t": {"b": "x"}}))
+    assert read_toml(good, "missing") == {"a": 1, "t": {"b": "x"}}
