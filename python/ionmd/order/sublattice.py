@@ -155,6 +155,26 @@ class OrderProblem:
                       cell=self.cell_A, pbc=True)
         return atoms
 
+    def site_lattice(self) -> Atoms:
+        """Every template site occupied: each searched site by its sublattice's majority element.
+
+        The ideal lattice behind every ordering (vacancies filled in), in the cell and
+        site order of :meth:`atoms`: the perfect structure whose positions of a mobile
+        species are its lattice sites (``ionmd mechanism --perfect``; a study's
+        ``structure.sites``), so that sites left empty by the ordering are still lattice
+        sites. Ties go to the sublattice's own label; a sublattice of vacancies only has
+        no element to fill it with and is left empty.
+        """
+        symbols = list(self.fixed_symbols)
+        for sub in self.sublattices:
+            present = {s: c for s, c in sub.counts.items() if s != VACANCY and c > 0}
+            fill = max(present, key=lambda s: (present[s], s == sub.name)) if present else VACANCY
+            for i in sub.sites:
+                symbols[int(i)] = fill
+        keep = [i for i, s in enumerate(symbols) if s != VACANCY]
+        return Atoms(symbols=[symbols[i] for i in keep], scaled_positions=self.frac[keep],
+                     cell=self.cell_A, pbc=True)
+
     def fingerprint(self) -> str:
         """A hash of the template and the targets (identifies a cache)."""
         h = hashlib.sha256()

@@ -70,6 +70,10 @@ class OrderResult(Result):
         Random minimum (mean) minus the best energy found; None without random sampling.
     duplicates_checked_by
         ``canonical key + StructureMatcher`` or ``canonical key`` (pymatgen missing).
+    site_lattice
+        The ideal lattice of the orderings, every site occupied (``top/sites.extxyz``,
+        :meth:`ionmd.order.sublattice.OrderProblem.site_lattice`): the perfect structure
+        for site analysis of MD started from a top ordering with vacancies.
     flags
         Machine-readable caveats (see :data:`FLAG_DOCS`).
     """
@@ -88,6 +92,7 @@ class OrderResult(Result):
     gap_to_random_mean_eV_atom: float | None = None
     top: list[dict] = field(default_factory=list)
     duplicates_checked_by: str = ""
+    site_lattice: str = ""
     n_cached_at_start: int = 0
     n_computed: int = 0
     wall_s: float = 0.0
@@ -268,13 +273,15 @@ def run_order(structure: str | Path, output_dir: str | Path, sublattices: list[s
                          "found_by": "search" if cand.key in ga_keys else "random",
                          "extxyz": f"top/rank{rank:02d}.extxyz",
                          "cif": f"top/rank{rank:02d}.cif"})
+    write(topdir / "sites.extxyz", problem.site_lattice(), format="extxyz")
     write_history(ga, out / "history.csv")
     plot_convergence(ga, rnd, out / "convergence.png")
     result = OrderResult(
         structure=str(structure), energy=energy, relax=relax, problem=problem.describe(),
         n_symmetry_operations=keys.n_operations, seed=config.seed, search=ga.to_dict(),
         converged=ga.stop_reason in ("stagnation", "exhausted"), best_eV_atom=ga.best_eV_atom,
-        top=top_rows, duplicates_checked_by=checked, n_cached_at_start=n_start,
+        top=top_rows, duplicates_checked_by=checked, site_lattice="top/sites.extxyz",
+        n_cached_at_start=n_start,
         n_computed=len(cache) - n_start)
     if rnd is not None:
         e = np.array(rnd.energies_eV_atom)
