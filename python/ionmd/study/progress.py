@@ -1,7 +1,8 @@
-"""Progress display of ``ionmd demo`` on stderr: stage, items done / total, time left.
+"""Progress display of ``ionmd study`` (and ``ionmd demo``, ``ionmd assess``) on stderr:
+stage, items done / total, time left.
 
 The time left is the sum over the stages still to come of their expected wall time.
-Each stage starts from the plan's prior (:meth:`ionmd.study.plan.DemoPlan.predicted_s`);
+Each stage starts from a prior (:func:`ionmd.study.stages.stage_priors_s`);
 once a stage has done part of its work, its estimate becomes the elapsed time scaled by
 work left / work done, and the ratio measured / prior also rescales the later stages
 (a loaded machine slows everything alike).

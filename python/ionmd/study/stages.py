@@ -24,6 +24,8 @@ PRIOR_US_PER_ATOM_STEP_CLASSICAL = 5.0
 PRIOR_RUN_OVERHEAD_S = 6.0
 PRIOR_NEB_S = 60.0
 PRIOR_FIT_S = 1800.0  # sample + label + fit + export of one model (ionmd.study.fit_stage)
+JOB_RECORD = "job.json"
+"""What an NEB directory computes: model, hop label, mechanism, hop class, cell."""
 
 
 @dataclass
@@ -43,6 +45,9 @@ class CellInfo:
     defect
         The removed or added atom: species, index, Wyckoff label, fractional and
         Cartesian position (empty without a defect).
+    neb_data, neb_description, neb_n_atoms
+        The perfect supercell of the NEBs when ``[neb] supercell`` differs from the MD
+        cell's (None: the NEBs use ``perfect_data``), how it was built and its atoms.
     """
 
     cell_data: Path
@@ -52,6 +57,14 @@ class CellInfo:
     types: list[str]
     description: str
     defect: dict[str, Any] = field(default_factory=dict)
+    neb_data: Path | None = None
+    neb_description: str = ""
+    neb_n_atoms: int = 0
+
+    @property
+    def neb_reference(self) -> Path:
+        """The perfect supercell the NEB end points are built from."""
+        return self.neb_data or self.perfect_data
 
     def summary(self) -> str:
         """One line for the progress display."""
@@ -66,26 +79,40 @@ class CellInfo:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
         d = asdict(self)
-        d["cell_data"], d["perfect_data"] = str(self.cell_data), str(self.perfect_data)
+        for key in ("cell_data", "perfect_data", "neb_data"):
+            d[key] = None if d[key] is None else str(d[key])
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CellInfo:
         """Inverse of :meth:`to_dict`."""
-        return cls(**(d | {"cell_data": Path(d["cell_data"]),
-                           "perfect_data": Path(d["perfect_data"])}))
+        return cls(**(d | {key: Path(d[key]) for key in ("cell_data", "perfect_data", "neb_data")
+                           if d.get(key) is not None}))
 
 
-def stage_priors_s(cfg: StudyConfig, n_ranks: int) -> dict[str, float]:
-    """Rough expected wall time (s) of each stage, for the progress display."""
+def model_cost_prior(model) -> float:
+    """Expected cost (core-µs per atom and step) of a study model, for the ETA."""
+    if model.eta_us_per_atom_step is not None:
+        return model.eta_us_per_atom_step
+    return PRIOR_US_PER_ATOM_STEP_CLASSICAL if model.classical else PRIOR_US_PER_ATOM_STEP_TORCH
+
+
+def stage_priors_s(cfg: StudyConfig, n_ranks: int, n_atoms: int | None = None) -> dict[str, float]:
+    """Expected wall time (s) of each stage, for the progress display.
+
+    Uses each model's ``eta_us_per_atom_step`` (else a rough prior by kind), the MD
+    cell's ``n_atoms`` when known (else 100), ``n_ranks // ranks_per_run`` runs at a
+    time, and ``[neb] eta_s`` per band (else 60 s).
+    """
     steps = cfg.md.n_equil + cfg.md.n_prod
-    cost = sum(PRIOR_US_PER_ATOM_STEP_CLASSICAL if m.classical else PRIOR_US_PER_ATOM_STEP_TORCH
-               for m in cfg.models)
+    cost = sum(model_cost_prior(m) for m in cfg.models)
     n_runs = len(cfg.md.temperatures_K) * len(cfg.md.seeds)
     groups = max(1, n_ranks // cfg.md.ranks_per_run)
-    atoms_guess = 100.0
-    md = n_runs * (PRIOR_RUN_OVERHEAD_S + 1e-6 * cost * atoms_guess * steps) / groups
-    neb = PRIOR_NEB_S * cfg.neb.max_hop_classes * len(cfg.models) if cfg.neb.enabled else 0.0
+    atoms = float(n_atoms) if n_atoms else 100.0
+    md = n_runs * (len(cfg.models) * PRIOR_RUN_OVERHEAD_S
+                   + 1e-6 * cost * atoms * steps / cfg.md.ranks_per_run) / groups
+    per_band = cfg.neb.eta_s if cfg.neb.eta_s is not None else PRIOR_NEB_S
+    neb = per_band * cfg.neb.max_hop_classes * len(cfg.models) if cfg.neb.enabled else 0.0
     fit = PRIOR_FIT_S * sum(m.fit is not None for m in cfg.models)
     return {"structure": 2.0, "fit": fit, "md": md, "analysis": 10.0, "neb": neb, "report": 2.0}
 
@@ -146,6 +173,11 @@ def build_cell(cfg: StudyConfig, outdir: Path) -> CellInfo:
                     n_atoms=built.n_atoms, counts=dict(built.counts),
                     types=[built.type_map[t] for t in sorted(built.type_map)],
                     description=built.description, defect=defect)
+    if cfg.neb.supercell and cfg.neb.supercell != str(cfg.structure.supercell or ""):
+        neb = make_structure(outdir / "neb_perfect.data", source=source, types=info.types,
+                             supercell=cfg.neb.supercell)
+        info.neb_data, info.neb_description, info.neb_n_atoms = \
+            outdir / "neb_perfect.data", neb.description, neb.n_atoms
     missing = [s for s in cfg.mobile if s not in info.counts]
     if missing:
         raise InputError(f"{cfg.path}: species.mobile names {', '.join(missing)}, which the "
@@ -287,6 +319,33 @@ def study_potential(cfg: StudyConfig, label: str, symbols: list[str]):
     return Potential.from_model(str(model.path), symbols)
 
 
+def hop_mechanism(hop: dict[str, Any]) -> str:
+    """The mechanism an NEB job computes: ``knockoff`` (a concerted L-I-L move),
+    ``direct`` (I-I), ``vacancy`` (L-L), else ``FROM-TO`` of the site kinds."""
+    if "knockoff" in hop:
+        return "knockoff"
+    kinds = (str(hop.get("from_kind", "?")), str(hop.get("to_kind", "?")))
+    return {("I", "I"): "direct", ("L", "L"): "vacancy"}.get(kinds, "-".join(kinds))
+
+
+def classes_in_cell(classes: list[dict[str, Any]], from_cell, to_cell) -> list[dict[str, Any]]:
+    """Hop classes with ``start_frac``/``end_frac`` moved from one supercell's fractional
+    coordinates to another's (two supercells of the same structure with the same origin:
+    the Cartesian positions of the sites are the same), wrapped into [0, 1)."""
+    import numpy as np
+
+    to_frac = np.linalg.inv(np.asarray(to_cell, dtype=float))
+    out = []
+    for c in classes:
+        moved = dict(c)
+        for key in ("start_frac", "end_frac"):
+            if c.get(key) is not None:
+                f = np.asarray(c[key], dtype=float) @ np.asarray(from_cell, dtype=float) @ to_frac
+                moved[key] = [float(x) for x in np.round(f % 1.0, 10) % 1.0]
+        out.append(moved)
+    return out
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "hop"
 
@@ -313,7 +372,10 @@ def run_hop_nebs(cfg: StudyConfig, outdir: Path, cell: CellInfo, analysis: Study
     if not jobs:
         progress.message("NEB: no hop class was seen in the MD, so there is no hop to compute")
         return []
-    reference = read_structure(cell.perfect_data)
+    reference = read_structure(cell.neb_reference)
+    if cell.neb_data is not None:  # the classes are in the MD cell's fractional coordinates
+        md_cell = read_structure(cell.perfect_data).cell
+        jobs = [(model, classes_in_cell([c], md_cell, reference.cell)[0]) for model, c in jobs]
     if cfg.defect.kind == "interstitial":  # L-I classes are halves of knock-offs
         jobs = knockoff_jobs(jobs, reference, cfg.neb.max_hop_classes, progress)
     settings = NEBSettings(ftol_eV_A=cfg.neb.ftol_eV_A, n1_steps=cfg.neb.steps,
@@ -324,6 +386,11 @@ def run_hop_nebs(cfg: StudyConfig, outdir: Path, cell: CellInfo, analysis: Study
         target = outdir / _slug(model) / f"{k:02d}_{_slug(str(hop['label']))}"
         result = target / "neb.json"
         files.append(result)
+        target.mkdir(parents=True, exist_ok=True)
+        (target / JOB_RECORD).write_text(json.dumps(
+            {"model": model, "label": str(hop.get("label")), "mechanism": hop_mechanism(hop),
+             "hop_class": str(hop.get("hop_class", hop.get("label"))),
+             "cell": str(cell.neb_reference)}, indent=2) + "\n")
         if result.is_file():
             continue
         progress.update(k / len(jobs), f"{model}: hop class {hop['label']} "
@@ -404,7 +471,7 @@ UNITS = {"D": "cm^2/s", "sigma": "mS/cm", "Ea": "eV", "rate": "1/ps", "T": "K",
 
 def _study_header(cfg: StudyConfig, cell: CellInfo, sweep) -> list[str]:
     md = cfg.md
-    model = ", ".join(f"{m.label}: " + (f"`pair_style {m.pair_style}`" if m.classical
+    model = ", ".join(f"{m.display}: " + (f"`pair_style {m.pair_style}`" if m.classical
                                          else f"`{m.path}` (pair_style mlip/torch)")
                       for m in cfg.models)
     lines = [f"# ionmd study: {cfg.name}", "",
@@ -424,8 +491,13 @@ def _study_header(cfg: StudyConfig, cell: CellInfo, sweep) -> list[str]:
               f"- MD: NVT ({md.thermostat}), {', '.join(f'{t:g}' for t in md.temperatures_K)} K x "
               f"{len(md.seeds)} seed(s), {md.n_equil} + {md.n_prod} steps of {md.dt_fs:g} fs "
               f"({md.n_prod * md.dt_fs / 1000:g} ps production); runs done {sweep.done}/{sweep.n_runs}"
-              + (f", failed {sweep.failed}" if sweep.failed else ""), ""]
-    return lines
+              + (f", failed {sweep.failed}" if sweep.failed else "")]
+    if cfg.neb.enabled and cfg.neb.max_hop_classes:
+        where = (f"{cell.neb_description} ({cell.neb_n_atoms} atoms, perfect)" if cell.neb_data
+                 else "the MD supercell without its defect")
+        lines.append(f"- NEB: {cfg.neb.images} images in {where}, force tolerance "
+                     f"{cfg.neb.ftol_eV_A:g} eV/Å, up to {cfg.neb.max_hop_classes} band(s) per model")
+    return lines + [""]
 
 
 def _rebase_images(md_text: str, prefix: str) -> str:
@@ -453,41 +525,383 @@ def _fmt_barrier(neb: dict[str, Any] | None) -> str:
     return f"{b:.3f}" + ("" if neb.get("climb", True) else " (no climbing image)")
 
 
+@dataclass
+class ReferenceBarriers:
+    """Barriers from elsewhere to show beside the NEB column (``[neb] reference``).
+
+    Attributes
+    ----------
+    source
+        What the numbers are (the file's ``reference`` text) and the file.
+    barriers
+        Matching key (a hop label, a hop-class label or a mechanism name such as
+        ``knockoff``, ``direct``, ``vacancy``) -> the entry (``barrier_eV`` and whatever
+        else the file states: ``cell``, ``n_atoms``, ``converged``).
+    """
+
+    source: str
+    barriers: dict[str, dict[str, Any]]
+
+    def match(self, *names: str) -> dict[str, Any] | None:
+        """The first entry whose key equals one of ``names`` (case, spaces, '-', '_' ignored)."""
+        by_norm = {_norm(k): v for k, v in self.barriers.items()}
+        for name in names:
+            if name and _norm(name) in by_norm:
+                return by_norm[_norm(name)]
+        return None
+
+
+def _norm(key: str) -> str:
+    return re.sub(r"[^a-z0-9()]+", "", str(key).lower())
+
+
+def _barrier_entry(path: Path, key: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        raise InputError(f"{path}: barriers_eV.{key}: expected a number (eV) or a table, got {value!r}")
+    if isinstance(value, int | float):
+        return {"barrier_eV": float(value)}
+    if isinstance(value, dict) and ("barrier_eV" in value):
+        b = value["barrier_eV"]
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int | float)):
+            raise InputError(f"{path}: barriers_eV.{key}.barrier_eV: expected a number (eV), got {b!r}")
+        return dict(value)
+    raise InputError(f"{path}: barriers_eV.{key}: expected a number (eV) or a table with "
+                     f"'barrier_eV', got {value!r}")
+
+
+def load_reference_barriers(path: str | Path, entry: str | None = None) -> ReferenceBarriers:
+    """Read a file of reference barriers (JSON).
+
+    Format: ``{"reference": "what they are", "barriers_eV": {KEY: BARRIER}}`` with each
+    BARRIER a number (eV) or a table holding ``barrier_eV`` (null: not converged), or,
+    for a file with several sets, ``{"barriers_eV": {SET: {KEY: BARRIER}}}`` and
+    ``entry`` naming the set. KEY is matched against a hop's label, its hop class and
+    its mechanism (:func:`hop_mechanism`).
+
+    Raises
+    ------
+    InputError
+        Unreadable file, no ``barriers_eV`` table, a set file without (or with an
+        unknown) ``entry``, or a barrier that is not a number.
+    """
+    from ionmd.jsonfile import read_json
+
+    path = Path(path)
+    raw = read_json(path, "the reference barriers file of [neb] reference")
+    table = raw.get("barriers_eV") if isinstance(raw, dict) else None
+    if not isinstance(table, dict) or not table:
+        raise InputError(f"{path}: expected a table 'barriers_eV' of reference barriers (eV)")
+    nested = all(isinstance(v, dict) and "barrier_eV" not in v for v in table.values())
+    if nested:
+        if entry is None or entry not in table:
+            what = "names no set of it" if entry is not None else "is needed: the file has several sets"
+            raise InputError(f"{path}: [neb] reference_entry {entry!r} {what}; its sets: "
+                             + ", ".join(repr(k) for k in table))
+        table = table[entry]
+    elif entry is not None:
+        raise InputError(f"{path}: [neb] reference_entry {entry!r} given, but the file has one set")
+    barriers = {str(k): _barrier_entry(path, str(k), v) for k, v in table.items()}
+    source = str(raw.get("reference", "reference barriers")) + f" ({path.name}"
+    return ReferenceBarriers(source=source + (f", {entry})" if entry else ")"), barriers=barriers)
+
+
+def study_references(cfg: StudyConfig) -> ReferenceBarriers | None:
+    """The reference barriers of the study (``[neb] reference``), or None."""
+    neb = getattr(cfg, "neb", None)
+    if neb is None or neb.reference is None:
+        return None
+    return load_reference_barriers(neb.reference, neb.reference_entry)
+
+
+def _neb_job(path: Path, res: dict[str, Any]) -> dict[str, Any]:
+    """What an NEB result computes (its ``job.json``; older results: from the hop label)."""
+    record = Path(path).parent / JOB_RECORD
+    if record.is_file():
+        try:
+            return json.loads(record.read_text())
+        except (OSError, json.JSONDecodeError):
+            pass
+    hop = res.get("hop")
+    label = str(hop.get("label") if isinstance(hop, dict) else hop)
+    return {"label": label, "hop_class": label.split(": ", 1)[0],
+            "mechanism": "knockoff" if ": knock-off" in label else ""}
+
+
+def _ref_cells(ref: dict[str, Any] | None, neb: dict[str, Any] | None) -> list[str]:
+    """The reference barrier and NEB minus reference, as two table cells."""
+    if ref is None:
+        return ["–", "–"]
+    b = ref.get("barrier_eV")
+    if b is None:
+        return ["not converged", "–"]
+    mine = (neb or {}).get("barrier_forward_eV")
+    return [f"{b:.3f}", f"{mine - b:+.3f}" if mine is not None and "error" not in (neb or {}) else "–"]
+
+
 def hop_barrier_table(cfg: StudyConfig, analysis: StudyAnalysis, neb_files: list[Path],
-                      neb_results: list[dict[str, Any]]) -> list[str]:
-    """Markdown: each hop class with its count, its jump-rate Ea and its NEB barrier."""
+                      neb_results: list[dict[str, Any]],
+                      references: ReferenceBarriers | None = None) -> list[str]:
+    """Markdown: each hop class with its count, its jump-rate Ea and its NEB barrier.
+
+    With ``references``, two more columns: the reference barrier matched by hop label,
+    hop class or mechanism, and the NEB barrier minus it.
+    """
     from ionmd.analysis.hops import FEW_HOPS
 
-    by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    by_key: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
     slugs = {_slug(m.label): m.label for m in cfg.models}
     for path, res in zip(neb_files, neb_results, strict=False):
         model = slugs.get(Path(path).parent.parent.name, "?")
         hop = res.get("hop")
         label = hop.get("label") if isinstance(hop, dict) else hop
-        by_key[(model, str(label))] = res
+        by_key[(model, str(label))] = (res, _neb_job(path, res))
+
+    def ref(job: dict[str, Any] | None, *names: str) -> list[str]:
+        if references is None:
+            return []
+        j = job or {}
+        return _ref_cells(references.match(str(j.get("label", "")), *names, str(j.get("hop_class", "")),
+                                           str(j.get("mechanism", ""))),
+                          by_key.get((j.get("model", ""), str(j.get("label"))), ({}, {}))[0] or None)
+
     rows = []
     for model, classes in analysis.hop_classes.items():
         fits = ((analysis.report.get("mechanisms") or {}).get(model) or {}).get("hop_class_arrhenius") or {}
         for c in classes:
             fit = fits.get(c.get("label"))
-            neb = by_key.get((model, str(c.get("label"))))
+            neb, job = by_key.get((model, str(c.get("label"))), (None, None))
             few = ["few_hops"] if int(c.get("count", 0)) < FEW_HOPS else []
             flags = few + list((fit or {}).get("flags") or []) + list((neb or {}).get("flags") or [])
-            rows.append(f"| {model} | {c.get('label')} | {c.get('count', 0)} | {_fmt_ea(fit)} | "
-                        f"{_fmt_barrier(neb)} | {', '.join(dict.fromkeys(flags)) or '–'} |")
-            for (m, label), ko in by_key.items():  # knock-offs of an L-I class (knockoff_jobs)
+            extra = ref(job and job | {"model": model}, str(c.get("label"))) if neb is not None \
+                else (["–", "–"] if references is not None else [])
+            rows.append(" | ".join([f"| {model}", str(c.get("label")), str(c.get("count", 0)),
+                                    _fmt_ea(fit), _fmt_barrier(neb), *extra,
+                                    (", ".join(dict.fromkeys(flags)) or "–")]) + " |")
+            for (m, label), (ko, kjob) in by_key.items():  # knock-offs of an L-I class (knockoff_jobs)
                 if m == model and label.startswith(f"{c.get('label')}: "):
-                    rows.append(f"| {model} | ↳ {label.split(': ', 1)[1]} | | | {_fmt_barrier(ko)} | "
-                                f"{', '.join(ko.get('flags') or []) or '–'} |")
+                    extra = ref(kjob | {"model": model, "label": label})
+                    rows.append(" | ".join([f"| {model}", f"↳ {label.split(': ', 1)[1]}", "", "",
+                                            _fmt_barrier(ko), *extra,
+                                            ", ".join(ko.get("flags") or []) or "–"]) + " |")
+                    rows[-1] = rows[-1].replace("|  |  |", "| | |")
     if not rows:
         return []
+    head = ["model", "hop class", "hops", "Ea from rates (eV) [95% CI]", "NEB barrier (eV)"]
+    if references is not None:
+        head += ["reference (eV)", "NEB − reference (eV)"]
+    head.append("flags")
+    notes = [] if references is None else [
+        f"Reference barriers: {references.source}, matched by hop, hop class or mechanism."]
     return ["## Hop classes: jump-rate Ea beside the NEB barrier", "",
             "Ea from the Arrhenius fit of each class's jump rate over the temperatures "
             "(95% interval); the NEB barrier of the same hop in the perfect cell with the "
             "defect moved by one hop, end points relaxed at fixed cell (climbing image). "
-            "Rows with flags are not to be quoted.", "",
-            "| model | hop class | hops | Ea from rates (eV) [95% CI] | NEB barrier (eV) | flags |",
-            "|---|---|---|---|---|---|", *rows, ""]
+            "Rows with flags are not to be quoted.", *(["", *notes] if notes else []), "",
+            "| " + " | ".join(head) + " |", "|" + "---|" * len(head), *rows, ""]
+
+
+def model_facts(model) -> dict[str, Any] | None:
+    """The entry for ``model``'s file in its ``provenance`` JSON (entries keyed by name, each
+    with a ``file``), or None."""
+    if model.provenance is None or model.path is None:
+        return None
+    from ionmd.jsonfile import read_json
+
+    facts = read_json(model.provenance, f"the provenance file of model {model.label}")
+    entries = facts.values() if isinstance(facts, dict) else []
+    return next((e for e in entries if isinstance(e, dict) and e.get("file") == Path(model.path).name),
+                None)
+
+
+def training_text(facts: dict[str, Any] | None) -> str:
+    """E.g. ``300 (+57 valid, 57 test); held-out force RMSE 43.5 meV/Å`` (– without facts)."""
+    if not facts or "n_train" not in facts:
+        return "–"
+    text = f"{facts['n_train']} (+{facts.get('n_valid', '?')} valid, {facts.get('n_test', '?')} test)"
+    if facts.get("test_force_rmse_meV_A") is not None:
+        text += f"; held-out force RMSE {facts['test_force_rmse_meV_A']:.1f} meV/Å"
+    return text
+
+
+def study_costs(sweep_dir: Path) -> dict[str, dict[str, Any]]:
+    """Measured MD cost of each model (:func:`ionmd.study.cost.model_cost` over its done runs)."""
+    from ionmd.driver.sweepdir import read_index
+    from ionmd.study.cost import model_cost
+
+    index = read_index(sweep_dir)
+    by_model: dict[str, list[Path]] = {}
+    for run in index.with_status("done"):
+        by_model.setdefault(run.model, []).append(index.run_dir(run))
+    return {m: model_cost(dirs).to_dict() for m, dirs in by_model.items()}
+
+
+def mechanism_shares(mech: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Share of each mechanism among the moves of each defect, all temperatures and seeds.
+
+    For each defect kind of the hop analysis (``vacancy``, ``interstitial``: the keys of
+    its ``defect_jump_arrhenius``, else those with events) the events of its mechanisms
+    (:data:`ionmd.analysis.mechanism_report.INTERSTITIAL_HOPS`, ``VACANCY_HOPS``) are
+    summed over temperatures (defects present in the reference, or with events); returns ``{kind: {"n": total, mechanism: {"count", "share"}}}``.
+    """
+    from ionmd.analysis.mechanism_report import INTERSTITIAL_HOPS, VACANCY_HOPS
+
+    groups = {"interstitial": INTERSTITIAL_HOPS, "vacancy": VACANCY_HOPS}
+    totals: dict[str, int] = {}
+    for r in (mech.get("by_T") or {}).values():
+        for name, n in (r.get("counts") or {}).items():
+            totals[name] = totals.get(name, 0) + int(n)
+    first = next(iter((mech.get("by_T") or {}).values()), {})
+    present = [k for k, n in (("vacancy", first.get("n_vacancies")),
+                              ("interstitial", first.get("n_interstitial_ions"))) if n]
+    kinds = list(dict.fromkeys([*(mech.get("defect_jump_arrhenius") or {}), *present])) or [
+        k for k, names in groups.items() if any(totals.get(n, 0) for n in names)]
+    out: dict[str, dict[str, Any]] = {}
+    for kind in kinds:
+        names = groups.get(kind, ())
+        n = sum(totals.get(x, 0) for x in names)
+        out[kind] = {"n": n} | {x: {"count": totals.get(x, 0),
+                                    "share": totals.get(x, 0) / n if n else None} for x in names}
+    return out
+
+
+def _pm(fit: dict[str, Any] | None) -> str:
+    """``Ea ± half the 95% interval`` (eV), or –."""
+    if not fit or fit.get("Ea_eV") is None:
+        return "–"
+    lo, hi = (fit.get("Ea_ci95_eV") or [None, None])[:2]
+    return f"{fit['Ea_eV']:.3f}" + (f" ± {(hi - lo) / 2:.3f}" if lo is not None and hi is not None else "")
+
+
+def _shares_text(shares: dict[str, dict[str, Any]]) -> str:
+    parts = []
+    for kind, d in shares.items():
+        inner = [f"{x} {v['share']:.2f} ({v['count']} of {d['n']})" for x, v in d.items()
+                 if x != "n" and v["share"] is not None]
+        parts.append(f"{kind}: " + ("; ".join(inner) if inner else "no move seen"))
+    return " / ".join(parts) or "–"
+
+
+def summary_columns(cfg: StudyConfig, jobs: list[dict[str, Any]]) -> list[str]:
+    """The NEB columns of the summary: one per mechanism, or per hop where a model has two
+    bands of one mechanism (in the order computed)."""
+    models = {j.get("model") for j in jobs}
+    keys: list[str] = []
+    for j in jobs:
+        mech = str(j.get("mechanism") or j.get("label"))
+        per_model = [sum(1 for x in jobs if x.get("model") == m and x.get("mechanism") == mech)
+                     for m in models]
+        key = mech if max(per_model, default=0) <= 1 else str(j.get("label"))
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def _job_key(j: dict[str, Any], columns: list[str]) -> str:
+    mech = str(j.get("mechanism") or j.get("label"))
+    return mech if mech in columns else str(j.get("label"))
+
+
+def study_summary(cfg: StudyConfig, analysis: StudyAnalysis, costs: dict[str, dict[str, Any]],
+                  neb_files: list[Path], neb_results: list[dict[str, Any]],
+                  references: ReferenceBarriers | None) -> dict[str, Any]:
+    """The numbers of the summary table, per model, machine-readable (``study.json``)."""
+    jobs = []
+    slugs = {_slug(m.label): m.label for m in cfg.models}
+    for path, res in zip(neb_files, neb_results, strict=False):
+        job = _neb_job(path, res)
+        job["model"] = job.get("model") or slugs.get(Path(path).parent.parent.name, "?")
+        jobs.append(job | {"result": res})
+    columns = summary_columns(cfg, jobs)
+    models: dict[str, Any] = {}
+    for m in cfg.models:
+        res = (analysis.report.get("models") or {}).get(m.label) or {}
+        mech = (analysis.report.get("mechanisms") or {}).get(m.label) or {}
+        nebs = {}
+        for j in jobs:
+            if j["model"] == m.label and _job_key(j, columns) not in nebs:
+                r = j["result"]
+                nebs[_job_key(j, columns)] = {
+                    "label": j.get("label"), "barrier_eV": None if "error" in r else r.get("barrier_forward_eV"),
+                    "flags": list(r.get("flags") or []) + (["neb_failed"] if "error" in r else []),
+                    "climb": r.get("climb"), "n_atoms": r.get("n_atoms")}
+        cost = costs.get(m.label) or {}
+        models[m.label] = {
+            "title": m.display, "file": str(m.path) if m.path else None,
+            "training": model_facts(m) or None,
+            "arrhenius_D": res.get("arrhenius"),
+            "defect_jump_arrhenius": mech.get("defect_jump_arrhenius") or {},
+            "mechanism_shares": mechanism_shares(mech) if mech else {},
+            "neb": nebs, "us_per_atom_step": cost.get("us_per_atom_step"), "cost": cost or None}
+    refs = {}
+    if references is not None:
+        for key in columns:
+            j = next((x for x in jobs if _job_key(x, columns) == key), {})
+            hit = references.match(key, str(j.get("label", "")), str(j.get("hop_class", "")),
+                                   str(j.get("mechanism", "")))
+            if hit is not None:
+                refs[key] = hit
+    return {"neb_columns": columns, "models": models, "reference": refs,
+            "reference_source": references.source if references is not None else None}
+
+
+def summary_table(summary: dict[str, Any]) -> list[str]:
+    """Markdown: one row per model (and one for the reference barriers) of the main numbers."""
+    columns = summary["neb_columns"]
+    head = ["model", "training set", "Ea from D ± 95% (eV)", "Ea from defect jump rate ± 95% (eV)",
+            "D(300 K) (cm²/s) [95% CI]", *[f"NEB {c} (eV)" for c in columns],
+            "share of defect moves", "µs/atom/step"]
+    rows = []
+    for m in summary["models"].values():
+        fit = m.get("arrhenius_D") or {}
+        d300 = "–"
+        if fit.get("D300K_cm2_s") is not None:
+            lo, hi = (fit.get("D300K_ci95_cm2_s") or [None, None])[:2]
+            d300 = f"{fit['D300K_cm2_s']:.2e}" + (f" [{lo:.1e}, {hi:.1e}]" if lo is not None and hi is not None
+                                                  else "")
+        jumps = "; ".join(f"{k}: {_pm(f)}" for k, f in (m.get("defect_jump_arrhenius") or {}).items()) or "–"
+        nebs = []
+        for c in columns:
+            n = (m.get("neb") or {}).get(c)
+            if n is None:
+                nebs.append("not computed")
+            elif n["barrier_eV"] is None:
+                nebs.append("no barrier (see flags)")
+            else:
+                nebs.append(f"{n['barrier_eV']:.3f}" + (" (flagged)" if n["flags"] else ""))
+        cost = m.get("us_per_atom_step")
+        name = m["title"] + (f" ({Path(m['file']).name})" if m.get("file") else "")
+        rows.append([name, training_text(m.get("training")), _pm(fit), jumps, d300, *nebs,
+                     _shares_text(m.get("mechanism_shares") or {}),
+                     f"{cost:.0f}" if cost else "–"])
+    if summary.get("reference"):
+        ref = summary["reference"]
+        rows.append(["reference", "–", "–", "–", "–",
+                     *[("–" if c not in ref else "not converged" if ref[c].get("barrier_eV") is None
+                        else f"{ref[c]['barrier_eV']:.3f}") for c in columns], "–", "–"])
+    lines = ["## Summary", "",
+             "Ea from D: weighted Arrhenius fit of the tracer D (seeds combined). Ea from defect "
+             "jump rate: Arrhenius fit of the defect's jump rate counted by the hop analysis "
+             "(Poisson errors), far better determined than the tracer D in short runs. NEB: the "
+             "barrier of the first band of each mechanism (details and flags in the hop-class "
+             "table). Share of defect moves: events of each mechanism among the defect's moves, "
+             "all temperatures and seeds. µs/atom/step: core time per atom and MD step from the "
+             "LAMMPS logs, sum(Loop time x ranks) / sum(steps x atoms); a loaded machine overstates it."]
+    if summary.get("reference_source"):
+        lines.append(f"Reference row: {summary['reference_source']}.")
+    clean = [[c.replace("|", "/") for c in r] for r in rows]
+    return [*lines, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            *["| " + " | ".join(r) + " |" for r in clean], ""]
+
+
+def embed_images(markdown: str, base: Path) -> str:
+    """Replace ``![alt](file.png)`` lines by ``![alt](data:image/png;base64,...)``."""
+    import base64
+
+    def repl(m: re.Match) -> str:
+        data = base64.b64encode((base / m.group(2)).read_bytes()).decode("ascii")
+        return f"![{m.group(1)}](data:image/png;base64,{data})"
+
+    return re.sub(r"^!\[([^\]]*)\]\(([^)]+\.png)\)$", repl, markdown, flags=re.MULTILINE)
 
 
 def write_study_report(cfg: StudyConfig, out: Path, cell: CellInfo, sweep,
@@ -496,7 +910,6 @@ def write_study_report(cfg: StudyConfig, out: Path, cell: CellInfo, sweep,
     from ionmd import __version__
     from ionmd.analysis.report import markdown_to_html
     from ionmd.study.pipeline import StudyOutcome, flag_lines
-    from ionmd.study.report import embed_images
 
     flags = collect_flags(analysis.report, "results")
     if sweep.failed:
@@ -518,7 +931,11 @@ def write_study_report(cfg: StudyConfig, out: Path, cell: CellInfo, sweep,
     body = analysis.report_md.read_text().split("\n", 1)[1]  # drop its title line
     rel = Path(analysis.report_md.parent).relative_to(out) if analysis.report_md.is_relative_to(out) \
         else analysis.report_md.parent
-    md = _study_header(cfg, cell, sweep) + hop_barrier_table(cfg, analysis, nebs, neb_results)
+    references = study_references(cfg)
+    costs = study_costs(sweep.sweep_dir)
+    summary = study_summary(cfg, analysis, costs, nebs, neb_results, references)
+    md = (_study_header(cfg, cell, sweep) + summary_table(summary)
+          + hop_barrier_table(cfg, analysis, nebs, neb_results, references))
     md += [_rebase_images(body, str(rel))]
     md += ["## Flags: numbers not to be quoted", ""]
     md += [f"- {line}" for line in flag_lines(flags)] if flags else ["- none"]
@@ -530,6 +947,7 @@ def write_study_report(cfg: StudyConfig, out: Path, cell: CellInfo, sweep,
              "config": cfg.to_dict(), "cell": cell.to_dict(),
              "md": {"sweep_dir": str(sweep.sweep_dir), "runs": sweep.n_runs, "done": sweep.done,
                     "failed": sweep.failed, "failures": sweep.failures},
+             "summary": summary, "cost": costs,
              "results": analysis.report, "neb": neb_results, "fit": fits, "flags": flags}
     tmp = json_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(study, indent=2) + "\n")
