@@ -29,6 +29,7 @@ from scipy.stats import chi2
 
 from ionmd.analysis.sites import SiteSet
 from ionmd.results import Result
+from ionmd.symmetry import HopOrbits, SpaceGroupOps
 
 VECTOR_TOL_A = 0.05
 """Two hop vectors are the same when they differ by less than this, Å."""
@@ -125,18 +126,22 @@ def poisson_ci95(k: int) -> tuple[float, float]:
 
 
 class HopClassifier:
-    """Assign hops (site i -> site j) to symmetry-distinct :class:`HopClass` es of a :class:`SiteSet`."""
+    """Assign hops (site i -> site j) to symmetry-distinct :class:`HopClass` es of a :class:`SiteSet`.
+
+    The classes are :class:`ionmd.symmetry.HopOrbits` under the operations that map the
+    site set onto itself: the rule the NEB hop types (:func:`ionmd.neb.hops.group_hops`)
+    use too.
+    """
 
     def __init__(self, sites: SiteSet) -> None:
         self.sites = sites
         self.classes: list[HopClass] = []
-        self._reps: list[tuple[int, np.ndarray]] = []  # (translation class of start, vector)
         self._cache: dict[tuple[int, int], int] = {}
         sym = sites.symmetry
-        n = len(sites.frac)
-        self._perm = sym.perm if sym is not None else np.arange(n)[None]
-        self._rot = sym.rot_cart if sym is not None else np.eye(3)[None]
-        self._tclass = sym.translation_class if sym is not None else np.arange(n)
+        ops = sym.ops if sym is not None else SpaceGroupOps.identity(sites.cell_A)
+        # an image of a site within the symmetry's tolerance is that site (and no other one)
+        start_tol = min(sym.tol_A if sym is not None else VECTOR_TOL_A, 0.5 * sites.min_separation_A())
+        self._orbits = HopOrbits(ops, start_tol_A=start_tol, vector_tol_A=VECTOR_TOL_A)
         self._axis = sym.unique_axis if sym is not None else None
         self._labels = sites.labels()
 
@@ -157,16 +162,9 @@ class HopClassifier:
         if key in self._cache:
             return self._cache[key]
         v = self.vector_A(i, j)
-        imgs_v = np.concatenate([v @ self._rot, -(v @ self._rot)])
-        imgs_t = np.concatenate([self._tclass[self._perm[:, i]], self._tclass[self._perm[:, j]]])
-        found = -1
-        for c, (tc, vr) in enumerate(self._reps):
-            ok = (imgs_t == tc) & (np.linalg.norm(imgs_v - vr, axis=1) < VECTOR_TOL_A)
-            if np.any(ok):
-                found = c
-                break
-        if found < 0:
-            found = self._new_class(i, j, v)
+        found, new = self._orbits.add(self.sites.frac[i], np.linalg.solve(self.sites.cell_A.T, v))
+        if new:
+            self._new_class(i, j, v)
         self._cache[key] = self._cache[(int(j), int(i))] = found
         return found
 
@@ -187,7 +185,6 @@ class HopClassifier:
         end = start + np.linalg.solve(self.sites.cell_A.T, v)
         self.classes.append(HopClass(label, a, b, str(self.sites.kind[i]), str(self.sites.kind[j]), dist, angle,
                                      direction, [float(x) for x in start], [float(x) for x in end], int(i), int(j)))
-        self._reps.append((int(self._tclass[i]), v))
         return len(self.classes) - 1
 
 

@@ -43,7 +43,7 @@ from scipy.spatial import Voronoi, cKDTree
 from ionmd.errors import InputError
 from ionmd.lammpsio.datafile import ReferenceStructure
 from ionmd.results import Result
-from ionmd.symmetry import orbit_labels
+from ionmd.symmetry import SpaceGroupOps, orbit_labels
 
 _IMAGES = np.array([[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float)
 
@@ -85,13 +85,12 @@ class SiteSymmetry:
 
     Attributes
     ----------
-    rot_cart : ndarray (n_ops, 3, 3)
-        Row-vector Cartesian maps: a vector ``v`` goes to ``v @ rot_cart[g]``; one per
-        distinct rotation part (coset representatives of the translations).
-    perm : ndarray (n_ops, n_sites)
-        ``perm[g, i]``: the site that operation ``g`` maps site ``i`` onto.
-    translation_class : ndarray (n_sites,)
-        Sites related by a pure lattice translation of the perfect structure share a class.
+    ops : SpaceGroupOps
+        The operations (one per rotation part, and the lattice translations), in the
+        fractional coordinates of the site set's cell; :class:`ionmd.symmetry.HopOrbits`
+        groups hops with them.
+    tol_A : float
+        The distance within which an image of a site counted as a site, Å.
     spacegroup : str
         International symbol, e.g. ``P6/mmm`` ("" when not determined).
     unique_axis : ndarray (3,) or None
@@ -99,11 +98,15 @@ class SiteSymmetry:
         tetragonal lattices), Cartesian; None when there is none (cubic, lower).
     """
 
-    rot_cart: np.ndarray
-    perm: np.ndarray
-    translation_class: np.ndarray
+    ops: SpaceGroupOps
+    tol_A: float
     spacegroup: str = ""
     unique_axis: np.ndarray | None = None
+
+    @property
+    def rot_cart(self) -> np.ndarray:
+        """Row-vector Cartesian maps of the rotation parts (``v @ rot_cart[g]``)."""
+        return self.ops.rot_cart
 
 
 @dataclass
@@ -557,41 +560,28 @@ def _unique_axis(rot_cart: np.ndarray) -> np.ndarray | None:
 
 def site_symmetry(frac: np.ndarray, cell: np.ndarray, rot: np.ndarray, trans: np.ndarray, tol_A: float,
                   spacegroup: str = "") -> SiteSymmetry:
-    """The operations (R, t) that map ``frac`` onto itself, as site permutations (see :class:`SiteSymmetry`).
+    """The operations (R, t) that map ``frac`` onto itself (see :class:`SiteSymmetry`).
 
     One operation per rotation part is kept (the first that maps the sites onto
-    themselves), and every pure translation for the translation classes.
+    themselves), and every pure translation that does.
     """
-    n = len(frac)
-    tree, idx = _periodic_tree(frac, cell)
-    inv = np.linalg.inv(cell)
+    tree, _ = _periodic_tree(frac, cell)
+
+    def maps(g: int) -> bool:
+        d, _ = tree.query(np.mod(frac @ rot[g].T + trans[g], 1.0) @ cell)
+        return not np.any(d > tol_A)
+
     groups: dict[bytes, list[int]] = {}
     for g, r in enumerate(rot):
         groups.setdefault(np.asarray(r, dtype=np.int64).tobytes(), []).append(g)
-
-    def perm_of(g: int) -> np.ndarray | None:
-        d, k = tree.query(np.mod(frac @ rot[g].T + trans[g], 1.0) @ cell)
-        return None if np.any(d > tol_A) else idx[k]
-
-    perms, rots, trans_perms = [], [], [np.arange(n)]
     ident = np.eye(3, dtype=np.int64).tobytes()
-    for key, members in groups.items():
-        if key == ident:
-            trans_perms += [p for p in (perm_of(g) for g in members) if p is not None]
-            perms.append(np.arange(n))
-            rots.append(np.eye(3))
-            continue
-        for g in members:
-            p = perm_of(g)
-            if p is not None:
-                perms.append(p)
-                rots.append(inv @ rot[g].T @ cell)  # v_cart -> v_cart @ (C^-1 R^T C)
-                break
-    if not perms:
-        perms, rots = [np.arange(n)], [np.eye(3)]
-    tclass = np.min(np.stack(trans_perms), axis=0)  # the translations form a group: one pass
-    rc = np.asarray(rots)
-    return SiteSymmetry(rc, np.asarray(perms), tclass, spacegroup, _unique_axis(rc))
+    reps = [next((g for g in members if maps(g)), None) for key, members in groups.items() if key != ident]
+    lattice = [trans[g] for g in groups.get(ident, []) if maps(g)]
+    reps = [g for g in reps if g is not None]
+    ops = SpaceGroupOps.factor(np.concatenate([np.eye(3)[None], np.asarray(rot, dtype=float)[reps]]),
+                               np.concatenate([np.zeros((1, 3)), np.asarray(trans, dtype=float)[reps]]),
+                               cell, lattice_translations=np.asarray(lattice).reshape(-1, 3))
+    return SiteSymmetry(ops, float(tol_A), spacegroup, _unique_axis(ops.rot_cart))
 
 
 def find_sites(ref: ReferenceStructure, species: list[str], interstitial_frac: np.ndarray | None = None,

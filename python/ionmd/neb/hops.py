@@ -40,6 +40,7 @@ from ionmd.neb.result import (
     plot_profile,
 )
 from ionmd.neb.workflow import run_neb
+from ionmd.symmetry import HopOrbits, SpaceGroupOps
 
 SITE_TOL_A = 0.5
 """An atom within this distance (Å) of a hop site occupies it."""
@@ -285,26 +286,6 @@ class HopType:
         return self.representative.label or f"type {self.index}"
 
 
-def _equivalent(
-    a: tuple[np.ndarray, np.ndarray],
-    b: tuple[np.ndarray, np.ndarray],
-    rotations: np.ndarray,
-    translations: np.ndarray,
-    cell: np.ndarray,
-    tol_A: float,
-) -> bool:
-    s_a, d_a = a
-    s_b, d_b = b
-    s_img = s_a @ rotations.transpose(0, 2, 1) + translations  # (n_ops, 3)
-    d_img = d_a @ rotations.transpose(0, 2, 1)
-    for s_t, d_t in ((s_b, d_b), (s_b + d_b, -d_b)):  # either direction
-        ds = np.linalg.norm(_mic_frac(s_img - s_t) @ cell, axis=1)
-        dd = np.linalg.norm((d_img - d_t) @ cell, axis=1)
-        if np.any((ds < tol_A) & (dd < tol_A)):
-            return True
-    return False
-
-
 def group_hops(
     perfect: Atoms,
     hops: Sequence[Any],
@@ -314,9 +295,10 @@ def group_hops(
     """Group hops into symmetry-distinct types under the space group of ``perfect``.
 
     Two hops are one type when a space-group operation of ``perfect`` maps the start and
-    the hop vector of one onto those of the other (in either direction). Hops of equal
-    length that no operation relates (e.g. in-plane and out-of-plane hops of a layered
-    lattice) stay apart.
+    the hop vector of one onto those of the other (in either direction): the rule of
+    :class:`ionmd.symmetry.HopOrbits`, which the MD hop classes
+    (:class:`ionmd.analysis.hops.HopClassifier`) follow too. Hops of equal length that no
+    operation relates (e.g. in-plane and out-of-plane hops of a layered lattice) stay apart.
 
     Parameters
     ----------
@@ -337,16 +319,15 @@ def group_hops(
     hs = [as_hop(h, label=f"hop {k}") for k, h in enumerate(hops)]
     if not hs:
         return []
-    rot, tra = symmetry_operations(perfect, symprec)
-    cell = perfect.cell.array
-    keys = [(h.start_frac % 1.0, hop_vector_frac(h)) for h in hs]
-    groups = group_by_first_match(
-        keys, lambda x, y: _equivalent(x, y, rot, tra, cell, tol_A)
-    )
-    return [
-        HopType(k, hs[m[0]], m, float(np.linalg.norm(keys[m[0]][1] @ cell)))
-        for k, m in enumerate(groups)
-    ]
+    orbits = HopOrbits(SpaceGroupOps.of_atoms(perfect, symprec), start_tol_A=tol_A, vector_tol_A=tol_A)
+    types: list[HopType] = []
+    for k, h in enumerate(hs):
+        d = hop_vector_frac(h)
+        t, new = orbits.add(h.start_frac, d)
+        if new:
+            types.append(HopType(t, h, [], float(np.linalg.norm(d @ perfect.cell.array))))
+        types[t].members.append(k)
+    return types
 
 
 def group_by_first_match(items: Sequence[Any], same: Any) -> list[list[int]]:
