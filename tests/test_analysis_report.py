@@ -6,17 +6,21 @@ import argparse
 import json
 
 import numpy as np
+import pytest
 
 from ionmd.analysis.cli import register
 from ionmd.analysis.report import sweep_mechanisms
-from ionmd.analysis.synthetic import hopping_sweep
+from ionmd.analysis.synthetic import HopLattice, hopping_sweep
+from ionmd.examples.lif.constants import LIF_A_ANGSTROM
+from ionmd.examples.lif.structure import unit_cell
 
 EA, NU = 0.5, 20.0  # eV, 1/ps
+LIF = HopLattice.of(unit_cell(), "Li", (2, 2, 2))  # Li hopping a/2 <110> in rock-salt LiF
 
 
 def test_report_recovers_Ea_from_D_and_from_hop_rates(tmp_path):
     sweep = hopping_sweep(tmp_path / "sw", (700.0, 850.0, 1000.0, 1200.0), (1, 2), EA, NU,
-                          np.random.default_rng(3), n_frames=250)
+                          np.random.default_rng(3), lattice=LIF, n_frames=250)
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["report", str(sweep), "--charges", "Li=1,F=-1"])
@@ -34,7 +38,8 @@ def test_report_recovers_Ea_from_D_and_from_hop_rates(tmp_path):
     kb = 8.617333262e-5
     for d in rep["models"]["toy"]["diffusion"]:
         gamma = NU * np.exp(-EA / (kb * d["T_K"]))
-        truth = gamma * 4.03**2 / 12 * 1e-4
+        truth = gamma * LIF_A_ANGSTROM**2 / 12 * 1e-4
+        assert LIF.D_A2_ps(gamma) * 1e-4 == pytest.approx(truth)
         assert abs(d["D_cm2_s"] - truth) < 4 * d["D_err_cm2_s"], (d["T_K"], d["D_cm2_s"], truth)
         assert d["sigma_mS_cm"] > 0 and d["haven_ratio"] > 0
     # all hops are lattice-to-lattice; their rate follows the same Arrhenius law
@@ -48,7 +53,8 @@ def test_report_recovers_Ea_from_D_and_from_hop_rates(tmp_path):
 
 
 def test_sweep_mechanisms_notes_missing_reference(tmp_path):
-    sweep = hopping_sweep(tmp_path / "sw", (900.0,), (1,), EA, NU, np.random.default_rng(4), n_frames=60)
-    (sweep / "lif.data").unlink()
+    sweep = hopping_sweep(tmp_path / "sw", (900.0,), (1,), EA, NU, np.random.default_rng(4), lattice=LIF,
+                          n_frames=60)
+    (sweep / "structure.data").unlink()
     mech, notes = sweep_mechanisms(sweep, None, None)
     assert mech == {} and "no reference data file" in notes[0]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_driver_sweep import LJ, _write_toml
 
-from ionmd.analysis.synthetic import hopping_sweep
+from ionmd.analysis.synthetic import HopLattice, hopping_sweep
 from ionmd.driver.sweep import prepare_sweep
 from ionmd.driver.sweep_config import load_sweep_config
 from ionmd.driver.sweepdir import (
@@ -20,6 +20,7 @@ from ionmd.driver.sweepdir import (
     write_index,
 )
 from ionmd.errors import InputError
+from ionmd.examples.lif.structure import unit_cell
 
 
 def test_index_round_trip_of_a_prepared_sweep(tmp_path):
@@ -46,7 +47,8 @@ def test_index_round_trip_of_a_prepared_sweep(tmp_path):
 def test_index_of_a_synthetic_sweep_without_the_driver_only_keys(tmp_path):
     """Contract 2 keys are enough: a sweep written by another tool is readable."""
     sweep_dir = hopping_sweep(tmp_path / "toy", (600.0, 900.0), (1,), 0.3, 10.0,
-                              np.random.default_rng(0), n_frames=20)
+                              np.random.default_rng(0), n_frames=20,
+                              lattice=HopLattice.of(unit_cell(), "Li", (2, 2, 2)))
     index = read_index(sweep_dir)
     assert [(r.model, r.T_K, r.seed, r.status) for r in index.runs] == \
         [("toy", 600.0, 1, "done"), ("toy", 900.0, 1, "done")]

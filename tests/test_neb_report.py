@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from ionmd.analysis.cli import register
-from ionmd.analysis.synthetic import hopping_sweep
+from ionmd.analysis.synthetic import HopLattice, hopping_sweep
 from ionmd.errors import InputError
+from ionmd.examples.lif.structure import unit_cell
 from ionmd.filehash import file_sha256
 from ionmd.neb.result import NEBResult
 from ionmd.neb.sweep_match import find_neb_results, match_results, sweep_models
@@ -68,6 +69,7 @@ def two_model_sweep(root):
             NU_PER_PS,
             np.random.default_rng(10 + k),
             n_frames=150,
+            lattice=HopLattice.of(unit_cell(), "Li", (2, 2, 2)),
             model=model,
         )
         runs += json.loads((sweep / "sweep.json").read_text())["runs"]

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 
 def brownian_walk(n_frames: int, n_ions: int, D_A2_ps: float, dt_ps: float,
@@ -96,15 +101,6 @@ def write_lammps_dump(path: str | Path, positions_A: np.ndarray, cell_A: np.ndar
     return path
 
 
-def rocksalt_lif(n_cells: int = 2, a_A: float = 4.03) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Li and F positions (Å) and the cell (rows) of an n x n x n rock-salt LiF supercell."""
-    fcc = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
-    cells = np.array([[i, j, k] for i in range(n_cells) for j in range(n_cells) for k in range(n_cells)])
-    li = (fcc[None] + cells[:, None]).reshape(-1, 3) * a_A
-    f = np.mod((fcc[None] + cells[:, None] + [0.5, 0, 0]).reshape(-1, 3), n_cells) * a_A
-    return li, f, np.eye(3) * n_cells * a_A
-
-
 def write_data_file(path: str | Path, positions_A: np.ndarray, types: np.ndarray, cell_A: np.ndarray,
                     type_map: dict[int, str]) -> Path:
     """Write atoms given by type number as a LAMMPS data file with the ``type_map:`` header (contract 1).
@@ -124,25 +120,99 @@ def write_data_file(path: str | Path, positions_A: np.ndarray, types: np.ndarray
     return Path(path)
 
 
-def hopping_sweep(sweep_dir: str | Path, temps_K: tuple[float, ...], seeds: tuple[int, ...], Ea_eV: float,
-                  nu_per_ps: float, rng: np.random.Generator, n_frames: int = 300, hops_per_frame: float = 0.03,
-                  model: str = "toy", n_cells: int = 2, a_A: float = 4.03) -> Path:
-    """Write a sweep directory (contract 2) of Li hopping on the rock-salt Li sublattice of LiF.
+@dataclass(frozen=True)
+class HopLattice:
+    """A supercell whose ``mobile`` ions hop by the nearest-neighbour vectors of their sublattice.
 
-    Each Li makes nearest-neighbour (a/2 <110>) hops at the Arrhenius rate
+    Attributes
+    ----------
+    atoms : Atoms
+        The supercell (the reference structure of the synthetic runs).
+    mobile : str
+        The hopping species.
+    hop_vectors_A : ndarray (k, 3)
+        The nearest-neighbour vectors of the mobile sublattice, Å (the same at every site).
+    """
+
+    atoms: Atoms
+    mobile: str
+    hop_vectors_A: np.ndarray
+
+    @classmethod
+    def of(cls, structure: Atoms, mobile: str, repeat: tuple[int, int, int] = (2, 2, 2),
+           shell_tol: float = 0.01) -> HopLattice:
+        """The hop lattice of ``mobile`` in ``structure`` repeated ``repeat`` times.
+
+        Raises
+        ------
+        ValueError
+            ``structure`` has no ``mobile`` atom, or its ``mobile`` sites do not all have
+            the same neighbour vectors (not a Bravais sublattice: the walk would not be the
+            plain random walk whose D is :meth:`D_A2_ps`).
+        """
+        atoms = structure.repeat(repeat)
+        atoms.calc = None
+        mob = np.flatnonzero(np.array(atoms.get_chemical_symbols()) == mobile)
+        if len(mob) == 0:
+            raise ValueError(f"the structure ({atoms.get_chemical_formula()}) has no {mobile} atom")
+        frac = atoms.get_scaled_positions()[mob]
+        shells = []
+        for i in range(len(mob)):
+            d = frac - frac[i]
+            d -= np.round(d)
+            v = d @ atoms.cell.array
+            r = np.linalg.norm(v, axis=1)
+            r[i] = np.inf
+            shells.append(v[r < r.min() * (1 + shell_tol)])
+        ref = shells[0][np.lexsort(np.round(shells[0], 6).T)]
+        for i, sh in enumerate(shells[1:], start=1):
+            if len(sh) != len(ref) or not np.allclose(sh[np.lexsort(np.round(sh, 6).T)], ref, atol=1e-6):
+                raise ValueError(f"{mobile} atom {mob[i]} has other neighbour vectors than atom {mob[0]}: "
+                                 f"not a Bravais sublattice (or the supercell {repeat} is too small)")
+        return cls(atoms, mobile, ref)
+
+    @property
+    def mobile_indices(self) -> np.ndarray:
+        """Indices of the mobile atoms in :attr:`atoms`."""
+        return np.flatnonzero(np.array(self.atoms.get_chemical_symbols()) == self.mobile)
+
+    def D_A2_ps(self, hop_rate_per_ps: float) -> float:
+        """The exact tracer D (Å^2/ps) of ions making ``hop_rate_per_ps`` random nearest-neighbour hops."""
+        return float(hop_rate_per_ps * np.mean(np.sum(self.hop_vectors_A**2, axis=1)) / 6.0)
+
+    def walk(self, n_frames: int, hop_prob: float, rng: np.random.Generator) -> np.ndarray:
+        """Unwrapped mobile positions (n_frames, n_mobile, 3), Å: each frame each ion hops with ``hop_prob``."""
+        start = self.atoms.positions[self.mobile_indices]
+        hop = rng.random((n_frames, len(start))) < hop_prob
+        hop[0] = False
+        vec = self.hop_vectors_A[rng.integers(0, len(self.hop_vectors_A), hop.shape)] * hop[..., None]
+        return start + np.cumsum(vec, axis=0)
+
+
+def hopping_sweep(sweep_dir: str | Path, temps_K: tuple[float, ...], seeds: tuple[int, ...], Ea_eV: float,
+                  nu_per_ps: float, rng: np.random.Generator, *, lattice: HopLattice, n_frames: int = 300,
+                  hops_per_frame: float = 0.03, model: str = "toy", vibration_A: float = 0.1,
+                  framework_vibration_A: float = 0.08) -> Path:
+    """Write a sweep directory (contract 2) of ions hopping on ``lattice``.
+
+    Each mobile ion makes nearest-neighbour hops at the Arrhenius rate
     Gamma = nu exp(-Ea / k_B T); the frame interval is chosen so that a hop happens
     with probability ``hops_per_frame`` per ion and frame. The exact results are
-    D = Gamma a^2 / 12 (hop length a/sqrt 2) and a lattice-hop ("vacancy") rate
-    Gamma x n_Li, both with activation energy ``Ea_eV``.
+    D = ``lattice.D_A2_ps(Gamma)`` and a lattice-hop ("vacancy") rate Gamma x n_mobile,
+    both with activation energy ``Ea_eV``. The reference structure is written to
+    ``structure.data``; every atom vibrates about its site (Gaussian, per axis).
     """
     kb = 8.617333262e-5
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    li, f, cell = rocksalt_lif(n_cells, a_A)
-    types = np.array([1] * len(li) + [2] * len(f))
-    write_data_file(sweep_dir / "lif.data", np.vstack([li, f]), types, cell, {1: "Li", 2: "F"})
-    nn = np.array([[s1, s2, 0] for s1 in (-1, 1) for s2 in (-1, 1)], dtype=float)
-    nn = np.vstack([nn, nn[:, [0, 2, 1]], nn[:, [2, 0, 1]]]) * a_A / 2
+    atoms = lattice.atoms
+    symbols = atoms.get_chemical_symbols()
+    species = list(dict.fromkeys(symbols))
+    type_map = {k + 1: sp for k, sp in enumerate(species)}
+    types = np.array([species.index(sp) + 1 for sp in symbols])
+    write_data_file(sweep_dir / "structure.data", atoms.positions, types, atoms.cell.array, type_map)
+    mob = lattice.mobile_indices
+    others = np.setdiff1d(np.arange(len(atoms)), mob)
     runs = []
     every = 100
     for T in temps_K:
@@ -151,18 +221,18 @@ def hopping_sweep(sweep_dir: str | Path, temps_K: tuple[float, ...], seeds: tupl
         for s in seeds:
             rdir = sweep_dir / "runs" / model / f"{T:g}K" / f"seed{s}"
             rdir.mkdir(parents=True, exist_ok=True)
-            hop = rng.random((n_frames, len(li))) < hops_per_frame
-            hop[0] = False
-            vec = nn[rng.integers(0, 12, (n_frames, len(li)))] * hop[..., None]
-            pos_li = li + np.cumsum(vec, axis=0) + rng.normal(0, 0.1, (n_frames, len(li), 3))
-            pos_f = f + rng.normal(0, 0.08, (n_frames, len(f), 3))
-            write_lammps_dump(rdir / "dump.lammpstrj", np.concatenate([pos_li, pos_f], axis=1), cell, types,
-                              ["Li"] * len(li) + ["F"] * len(f), timesteps=np.arange(n_frames) * every)
+            pos = np.broadcast_to(atoms.positions, (n_frames, len(atoms), 3)).copy()
+            pos[:, mob] = lattice.walk(n_frames, hops_per_frame, rng) + rng.normal(0, vibration_A,
+                                                                                 (n_frames, len(mob), 3))
+            pos[:, others] += rng.normal(0, framework_vibration_A, (n_frames, len(others), 3))
+            write_lammps_dump(rdir / "dump.lammpstrj", pos, atoms.cell.array, types, symbols,
+                              timesteps=np.arange(n_frames) * every)
             rel = rdir.relative_to(sweep_dir)
             runs.append({"id": f"{model}/{T:g}K/seed{s}", "model": model, "T_K": float(T), "seed": s,
                          "dir": str(rel), "status": "done", "dump": str(rel / "dump.lammpstrj"),
-                         "data_file": "lif.data", "dt_fs": dt_ps * 1e3 / every, "dump_every": every,
-                         "species": ["Li"], "type_map": {"1": "Li", "2": "F"}, "error": None})
+                         "data_file": "structure.data", "dt_fs": dt_ps * 1e3 / every, "dump_every": every,
+                         "species": [lattice.mobile], "type_map": {str(k): v for k, v in type_map.items()},
+                         "error": None})
     (sweep_dir / "sweep.json").write_text(json.dumps({"name": sweep_dir.name, "runs": runs}, indent=1))
     return sweep_dir
 
