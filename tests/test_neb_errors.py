@@ -12,7 +12,8 @@ from test_neb_eam import A_CU_A, cu_vacancy_hop, eam_file
 
 from ionmd.errors import InputError, IonmdError
 from ionmd.examples.lif.neb_cases import BUILTIN_CASES, lif_case
-from ionmd.neb.lammps_input import NEBSettings, write_data
+from ionmd.lammpsio.datafile import write_lammps_data
+from ionmd.neb.lammps_input import NEBSettings
 from ionmd.neb.structures import check_endpoints, max_displacement_A
 from ionmd.neb.workflow import run_neb
 
@@ -101,8 +102,8 @@ def test_different_atom_order_is_named():
 def test_cli_reports_mismatched_files(tmp_path, capsys):
     i, _ = lif_case("direct", 2)
     _, f = lif_case("vacancy", 2)
-    write_data(i, tmp_path / "a.data", ["Li", "F"])
-    write_data(f, tmp_path / "b.data", ["Li", "F"])
+    write_lammps_data(i, tmp_path / "a.data", ["Li", "F"], keep_cell=True)
+    write_lammps_data(f, tmp_path / "b.data", ["Li", "F"], keep_cell=True)
     code = ionmd_main(
         [
             "neb",

@@ -173,9 +173,9 @@ def test_cli_hop_of_a_reference_data_file(tmp_path, capsys):
 
     from test_neb_errors import ionmd_main
 
-    from ionmd.neb.lammps_input import write_data
+    from ionmd.lammpsio.datafile import write_lammps_data
 
-    write_data(UNIT, tmp_path / "cu.data", ["Cu"])
+    write_lammps_data(UNIT, tmp_path / "cu.data", ["Cu"], keep_cell=True)
     base = [
         "neb", "--reference", str(tmp_path / "cu.data"),
         "--pair-style", "eam", "--pair-coeff", f"1 1 {eam_file()}",

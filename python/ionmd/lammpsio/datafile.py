@@ -245,22 +245,59 @@ def lammps_positions(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
     return new_cell, frac @ new_cell
 
 
+def _as_given_cell(atoms: Atoms, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The cell of ``atoms`` as it is, which must be in LAMMPS form, and its positions wrapped into it."""
+    cell = np.array(atoms.cell)
+    if abs(cell[0, 1]) > 1e-8 or abs(cell[0, 2]) > 1e-8 or abs(cell[1, 2]) > 1e-8:
+        raise InputError(f"{path}: cell is not in LAMMPS orientation (a along x, b in the xy plane), "
+                         "which keep_cell needs (positions are written as they are)")
+    if cell[0, 0] <= 0 or cell[1, 1] <= 0 or cell[2, 2] <= 0:
+        raise InputError(f"{path}: cell is left-handed or flat; LAMMPS needs a right-handed cell")
+    frac = atoms.cell.scaled_positions(atoms.positions) % 1.0
+    return cell, frac @ cell
+
+
 def write_lammps_data(
-    atoms: Atoms, path: str | Path, types: list[str], description: str = ""
+    atoms: Atoms, path: str | Path, types: list[str], description: str = "", keep_cell: bool = False
 ) -> dict[int, str]:
     """Write ``atoms`` as a LAMMPS ``atomic`` data file (metal units) and return the type map.
 
     The first line carries ``type_map: 1=Li 2=F`` (contract 1), the second the
     matching ``pair_coeff`` symbols; Masses lines end with ``# <symbol>``.
+
+    Parameters
+    ----------
+    atoms
+        The structure (periodic).
+    path
+        The file to write (its folder is created).
+    types
+        The element of each atom type, in type order; every element of ``atoms`` needs one.
+    description
+        Comment lines written after the header.
+    keep_cell
+        Write the cell as given, without rotating it or reducing its tilt factors, so that
+        the positions in the file are the atoms' own (wrapped into the cell): what files
+        written beside it in the same frame need (NEB replica coordinates). The cell must
+        then be in LAMMPS orientation already (a along x, b in the xy plane). Default: the
+        cell is rotated into LAMMPS form and its tilts reduced (:func:`lammps_positions`).
+
+    Raises
+    ------
+    InputError
+        An element has no type, or ``keep_cell`` and the cell is not in LAMMPS form.
     """
+    missing = sorted(set(atoms.get_chemical_symbols()) - set(types))
+    if missing:
+        raise InputError(f"{Path(path).name}: element(s) {', '.join(missing)} have no type in {list(types)}")
     type_map = {i + 1: s for i, s in enumerate(types)}
     index = {s: i + 1 for i, s in enumerate(types)}
-    new_cell, pos = lammps_positions(atoms)
+    new_cell, pos = _as_given_cell(atoms, path) if keep_cell else lammps_positions(atoms)
     xy, xz, yz = new_cell[1, 0], new_cell[2, 0], new_cell[2, 1]
     triclinic = any(abs(t) > 1e-10 for t in (xy, xz, yz))
     tm = " ".join(f"{i}={s}" for i, s in type_map.items())
     lines = [
-        f"# LAMMPS data file written by ionmd structure; type_map: {tm}",
+        f"# LAMMPS data file written by ionmd; type_map: {tm}",
         f"# pair_coeff * * {' '.join(types)}",
     ]
     lines += [f"# {line}" for line in description.splitlines()]

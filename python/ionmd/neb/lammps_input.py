@@ -1,4 +1,8 @@
-"""LAMMPS files for an NEB: the data file, per-replica coordinate files and ``in.neb``."""
+"""LAMMPS files for an NEB: the data file, per-replica coordinate files and ``in.neb``.
+
+The data file is :func:`ionmd.lammpsio.datafile.write_lammps_data` with ``keep_cell``:
+the cell as given (no tilt reduction), so that the replica coordinates are in its frame.
+"""
 
 from __future__ import annotations
 
@@ -8,59 +12,15 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_masses, atomic_numbers
 
 from ionmd.errors import InputError
-
-
-def _lammps_cell(atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
-    """Return (rotation-free) LAMMPS box parameters [lx, ly, lz, xy, xz, yz] and the cell.
-
-    Only cells already in LAMMPS form (a along x, b in the xy plane) are accepted, so
-    that coordinates need no rotation.
-    """
-    c = atoms.cell.array
-    if abs(c[0, 1]) > 1e-8 or abs(c[0, 2]) > 1e-8 or abs(c[1, 2]) > 1e-8:
-        raise InputError("cell is not in LAMMPS orientation (a along x, b in the xy plane)")
-    return np.array([c[0, 0], c[1, 1], c[2, 2], c[1, 0], c[2, 0], c[2, 1]]), c
+from ionmd.lammpsio.datafile import write_lammps_data
 
 
 def wrapped_positions_A(atoms: Atoms) -> np.ndarray:
     """Cartesian positions (Å) wrapped into the periodic cell."""
     frac = atoms.cell.scaled_positions(atoms.positions) % 1.0
     return frac @ atoms.cell.array
-
-
-def write_data(atoms: Atoms, path: Path, symbols: list[str]) -> None:
-    """Write an ``atom_style atomic`` data file with the contract-1 ``type_map`` header."""
-    box, _ = _lammps_cell(atoms)
-    missing = sorted(set(atoms.get_chemical_symbols()) - set(symbols))
-    if missing:
-        raise InputError(f"{path.name}: element(s) {', '.join(missing)} have no type in {symbols}")
-    tmap = " ".join(f"{i + 1}={s}" for i, s in enumerate(symbols))
-    lines = [
-        f"ionmd NEB end point; type_map: {tmap}",
-        "",
-        f"{len(atoms)} atoms",
-        f"{len(symbols)} atom types",
-        "",
-    ]
-    lines += [
-        f"0.0 {box[0]:.10f} xlo xhi",
-        f"0.0 {box[1]:.10f} ylo yhi",
-        f"0.0 {box[2]:.10f} zlo zhi",
-    ]
-    if np.any(np.abs(box[3:]) > 1e-10):
-        lines.append(f"{box[3]:.10f} {box[4]:.10f} {box[5]:.10f} xy xz yz")
-    lines += ["", "Masses", ""]
-    lines += [
-        f"{i + 1} {atomic_masses[atomic_numbers[s]]:.6f} # {s}" for i, s in enumerate(symbols)
-    ]
-    lines += ["", "Atoms # atomic", ""]
-    types = [symbols.index(s) + 1 for s in atoms.get_chemical_symbols()]
-    for i, (t, x) in enumerate(zip(types, wrapped_positions_A(atoms), strict=True)):
-        lines.append(f"{i + 1} {t} {x[0]:.10f} {x[1]:.10f} {x[2]:.10f}")
-    path.write_text("\n".join(lines) + "\n")
 
 
 def write_coords(atoms: Atoms, path: Path) -> None:
@@ -129,7 +89,7 @@ def write_neb_input(
     # LAMMPS requires both step budgets to be multiples of the print interval.
     nevery = math.gcd(math.gcd(settings.n1_steps, settings.n2_steps), settings.nevery)
     workdir.mkdir(parents=True, exist_ok=True)
-    write_data(images[0], workdir / "initial.data", symbols)
+    write_lammps_data(images[0], workdir / "initial.data", symbols, "NEB end point", keep_cell=True)
     for k, im in enumerate(images):
         write_coords(im, workdir / f"coords.{k}")
     s = settings

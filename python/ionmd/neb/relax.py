@@ -11,7 +11,8 @@ import numpy as np
 from ase import Atoms
 
 from ionmd.errors import IonmdError
-from ionmd.neb.lammps_input import wrapped_positions_A, write_data
+from ionmd.lammpsio.datafile import write_lammps_data
+from ionmd.neb.lammps_input import wrapped_positions_A
 from ionmd.neb.potential import Potential
 from ionmd.neb.structures import max_displacement_A
 
@@ -106,7 +107,7 @@ def _run(images: list[Atoms], potential: Potential, minimize: tuple[float, int] 
     n_atoms = len(images[0])
     with tempfile.TemporaryDirectory(prefix="ionmd_neb_") as tmp:
         data = Path(tmp) / "end.data"
-        write_data(images[0], data, potential.symbols)
+        write_lammps_data(images[0], data, potential.symbols, "NEB end point", keep_cell=True)
         setup = potential.lines(in_process=True)  # raises a clear error if the plugin is missing
         lmp = _lammps_instance(["-screen", "none", "-log", "none", "-nocite"])
         try:
