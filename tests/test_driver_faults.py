@@ -333,6 +333,7 @@ def test_resumed_run_with_a_deviation_file_appends_to_it(tmp_path, monkeypatch):
     writes those from the restart step on).
     """
     import ionmd.driver.sweep as sweep
+    import ionmd.driver.sweep_state as sweep_state
 
     models = [tmp_path / "a.pt", tmp_path / "b.pt"]
     for m in models:
@@ -354,7 +355,7 @@ def test_resumed_run_with_a_deviation_file_appends_to_it(tmp_path, monkeypatch):
     (run_dir / "model_devi.out").write_text("#  step max_devi_v\n" + "".join(
         f"{s} 0.1 0.1 0.1 0.2 0.2 0.2\n" for s in range(0, 300, 50)))
     run.status = "interrupted"
-    monkeypatch.setattr(sweep, "latest_restart", lambda d: ("restart.a.lmp", 200))
+    monkeypatch.setattr(sweep_state, "latest_restart", lambda d: ("restart.a.lmp", 200))
     child = sweep.start_run(config, run, 1)
     assert child is not None
     child.process.wait()

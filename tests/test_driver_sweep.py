@@ -178,7 +178,7 @@ def test_missing_model_allowed_only_on_request(tmp_path):
 
 
 def test_resume_refuses_a_changed_model_file_and_restarts_unfinished_runs(tmp_path, monkeypatch):
-    import ionmd.driver.sweep as sweep
+    import ionmd.driver.sweep_state as sweep_state
     from ionmd.driver.sweep import model_hashes, resume_point, save_status
 
     model = tmp_path / "m.pt"
@@ -195,7 +195,7 @@ def test_resume_refuses_a_changed_model_file_and_restarts_unfinished_runs(tmp_pa
         save_status(config.sweep_dir, r)
     run_dir = config.sweep_dir / unfinished.dir
     # A readable restart file (reading them is tested with real LAMMPS runs below).
-    monkeypatch.setattr(sweep, "latest_restart", lambda d: ("restart.a.lmp", 1000))
+    monkeypatch.setattr(sweep_state, "latest_restart", lambda d: ("restart.a.lmp", 1000))
     assert resume_point(unfinished, run_dir, old) == ("restart.a.lmp", 1000)  # same model
     # Same bytes again: the resume goes ahead and keeps the finished run.
     again, todo = prepare_sweep(config, resume=True)

@@ -207,6 +207,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         flush_and_exit,
         linger_after_interrupt,
         run_sweep,
+        world_rank,
     )
 
     try:
@@ -214,9 +215,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                             retry_failed=args.retry_failed, gpus_per_node=args.gpus_per_node,
                             progress_every_s=args.progress_every)
     except SweepInterrupted:
-        from mpi4py import MPI
-
-        if MPI.COMM_WORLD.Get_rank() == 0:
+        if world_rank() == 0:
             print("ionmd sweep: interrupted; running runs marked interrupted "
                   "(continue with --resume)", file=sys.stderr)
         else:
