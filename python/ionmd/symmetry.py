@@ -143,7 +143,8 @@ def symmetry_sites(atoms: Atoms, symprec: float = 1e-3) -> SymmetryInfo:
 
 # --------------------------------------------------------------------------- operations and hop classes
 
-def _mic(d: np.ndarray) -> np.ndarray:
+def mic_frac(d: np.ndarray) -> np.ndarray:
+    """Fractional displacements ``d`` reduced to their nearest periodic images (components in [-0.5, 0.5])."""
     return d - np.round(d)
 
 
@@ -275,7 +276,7 @@ class HopOrbits:
         if not len(rows):
             return -1
         lat = self.ops.lattice_translations
-        gap = _mic(starts[rows][:, None, :] + lat[None] - np.asarray(self.starts)[ks][:, None, :]) @ cell
+        gap = mic_frac(starts[rows][:, None, :] + lat[None] - np.asarray(self.starts)[ks][:, None, :]) @ cell
         ok = np.min(np.linalg.norm(gap, axis=2), axis=1) < self.start_tol_A
         return int(ks[ok].min()) if np.any(ok) else -1
 

@@ -206,10 +206,11 @@ def species_of_model(model: Path) -> list[str]:
 
 def species_of_data_file(path: Path) -> list[str] | None:
     """LAMMPS type order of a data file (its type map), None for other formats."""
-    from ionmd.neb.io import LAMMPS_DATA_SUFFIXES, type_map_from_data
+    from ionmd.lammpsio.datafile import read_type_map
+    from ionmd.neb.io import LAMMPS_DATA_SUFFIXES
 
     if path.suffix in LAMMPS_DATA_SUFFIXES:
-        tmap = type_map_from_data(path)
+        tmap = read_type_map(path)
         return [tmap[k] for k in sorted(tmap)]
     return None
 

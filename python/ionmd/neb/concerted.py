@@ -40,6 +40,7 @@ from ionmd.neb.hops import (
 )
 from ionmd.neb.potential import Potential
 from ionmd.neb.result import HopInfo, NEBResult
+from ionmd.symmetry import mic_frac
 
 KNOCKOFF_KIND = "knock-off"
 """``HopInfo.kind`` of a concerted interstitialcy hop."""
@@ -77,10 +78,6 @@ class ConcertedHop:
         return float(np.degrees(np.arccos(np.clip(c, -1.0, 1.0))))
 
 
-def _mic(d: np.ndarray) -> np.ndarray:
-    return d - np.round(d)
-
-
 def site_orbit(perfect: Atoms, frac: Sequence[float], symprec: float = 1e-3,
                tol_A: float = SYMMETRY_TOL_A) -> np.ndarray:
     """All sites of the cell (fractional, in [0, 1)) equivalent to ``frac`` by symmetry."""
@@ -89,7 +86,7 @@ def site_orbit(perfect: Atoms, frac: Sequence[float], symprec: float = 1e-3,
     pts = (np.asarray(frac, float) @ rot.transpose(0, 2, 1) + tra) % 1.0
     out: list[np.ndarray] = []
     for p in pts:
-        if not out or np.min(np.linalg.norm(_mic(np.asarray(out) - p) @ cell, axis=1)) > tol_A:
+        if not out or np.min(np.linalg.norm(mic_frac(np.asarray(out) - p) @ cell, axis=1)) > tol_A:
             out.append(p)
     return np.asarray(out) % 1.0
 
@@ -123,7 +120,7 @@ def knockoff_candidates(
     cell = perfect.cell.array
     l_f = _frac3(lattice_frac, "lattice_frac")
     a_f = _frac3(interstitial_frac, "interstitial_frac")
-    a_f = l_f + _mic(a_f - l_f)
+    a_f = l_f + mic_frac(a_f - l_f)
     r_la = float(np.linalg.norm((a_f - l_f) @ cell))
     if r_la < 1e-3:
         raise InputError("knock-off: the interstitial and the lattice site are the same point")
@@ -141,7 +138,7 @@ def knockoff_candidates(
     n_img = np.ceil(r_la / (perfect.cell.volume / np.linalg.norm(
         np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1))).astype(int) + 1
     shifts = np.array(np.meshgrid(*[np.arange(-n, n + 1) for n in n_img], indexing="ij")).reshape(3, -1).T
-    base = l_f + _mic(orbit - l_f)  # (n_orbit, 3)
+    base = l_f + mic_frac(orbit - l_f)  # (n_orbit, 3)
     cand = (base[:, None, :] + shifts[None, :, :]).reshape(-1, 3)
     r = np.linalg.norm((cand - l_f) @ cell, axis=1)
     keep = np.abs(r - r_la) < distance_tol_A
@@ -165,7 +162,7 @@ def _same_type(x: ConcertedHop, y: ConcertedHop, rot: np.ndarray, tra: np.ndarra
     l_img = x.lattice_frac @ rot.transpose(0, 2, 1) + tra
     da = (x.interstitial_frac - x.lattice_frac) @ rot.transpose(0, 2, 1)
     db = (x.end_frac - x.lattice_frac) @ rot.transpose(0, 2, 1)
-    ok_l = np.linalg.norm(_mic(l_img - y.lattice_frac) @ cell, axis=1) < tol_A
+    ok_l = np.linalg.norm(mic_frac(l_img - y.lattice_frac) @ cell, axis=1) < tol_A
     ya, yb = y.interstitial_frac - y.lattice_frac, y.end_frac - y.lattice_frac
     for ta, tb in ((ya, yb), (yb, ya)):  # either direction
         ok = (ok_l & (np.linalg.norm((da - ta) @ cell, axis=1) < tol_A)

@@ -40,7 +40,7 @@ from ionmd.neb.result import (
     plot_profile,
 )
 from ionmd.neb.workflow import run_neb
-from ionmd.symmetry import HopOrbits, SpaceGroupOps
+from ionmd.symmetry import HopOrbits, SpaceGroupOps, mic_frac
 
 SITE_TOL_A = 0.5
 """An atom within this distance (Å) of a hop site occupies it."""
@@ -103,10 +103,6 @@ def _frac3(x: Any, name: str) -> np.ndarray:
     return a
 
 
-def _mic_frac(d: np.ndarray) -> np.ndarray:
-    return d - np.round(d)
-
-
 def hop_vector_frac(hop: Hop) -> np.ndarray:
     """The hop's displacement (fractional): the shortest periodic image of ``end - start``.
 
@@ -114,7 +110,7 @@ def hop_vector_frac(hop: Hop) -> np.ndarray:
     small cell, e.g. ``(0,0,0) -> (1,0,0)``), the displacement is taken as written.
     """
     d = hop.end_frac - hop.start_frac
-    m = _mic_frac(d)
+    m = mic_frac(d)
     return d if np.allclose(m, 0.0, atol=1e-6) else m
 
 
@@ -133,7 +129,7 @@ class HopEndpoints:
 
 
 def _site_occupant(atoms: Atoms, frac: np.ndarray, tol_A: float) -> int | None:
-    d = _mic_frac(atoms.get_scaled_positions(wrap=True) - frac) @ atoms.cell.array
+    d = mic_frac(atoms.get_scaled_positions(wrap=True) - frac) @ atoms.cell.array
     r = np.linalg.norm(d, axis=1)
     i = int(np.argmin(r)) if len(r) else -1
     return i if i >= 0 and r[i] <= tol_A else None

@@ -13,11 +13,6 @@ from ionmd.lammpsio.datafile import read_type_map
 LAMMPS_DATA_SUFFIXES = (".data", ".lmp", ".lammps")
 
 
-def type_map_from_data(path: Path) -> dict[int, str]:
-    """The type map of a data file (contract 1): :func:`ionmd.lammpsio.datafile.read_type_map`."""
-    return read_type_map(path)
-
-
 def read_structure(path: str | Path) -> Atoms:
     """Read an end point; LAMMPS data files need a type map (contract 1)."""
     p = Path(path)
@@ -27,7 +22,7 @@ def read_structure(path: str | Path) -> Atoms:
 
     try:
         if p.suffix in LAMMPS_DATA_SUFFIXES or p.name.endswith(".data"):
-            tmap = type_map_from_data(p)
+            tmap = read_type_map(p)
             z = {t: atomic_numbers[s] for t, s in tmap.items()}
             return read(p, format="lammps-data", Z_of_type=z, atom_style="atomic", units="metal")
         return read(p)
