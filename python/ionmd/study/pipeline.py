@@ -138,7 +138,8 @@ def run_study(cfg: StudyConfig, out: str | Path, n_ranks: int | None = None,
         progress.priors_s.update({k: v for k, v in stages.stage_priors_s(
             cfg, n_ranks, cell.n_atoms).items() if k != "structure"})  # now with the cell's size
         progress.finish()
-        progress.start("fit", "sampling, labelling, fitting and exporting the study's own model")
+        progress.start("fit", "sampling, labelling, fitting and exporting the study's own model"
+                       if any(m.fit is not None for m in cfg.models) else "nothing to fit")
         stages.fit_models(cfg, out, progress)  # sets the path of each model with a fit table
         progress.finish()
         progress.start("md", "starting the sweep")

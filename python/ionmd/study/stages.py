@@ -670,12 +670,15 @@ def hop_barrier_table(cfg: StudyConfig, analysis: StudyAnalysis, neb_files: list
         for c in classes:
             fit = fits.get(c.get("label"))
             neb, job = by_key.get((model, str(c.get("label"))), (None, None))
+            as_knockoffs = neb is None and any(m == model and lab.startswith(f"{c.get('label')}: ")
+                                               for m, lab in by_key)
             few = ["few_hops"] if int(c.get("count", 0)) < FEW_HOPS else []
             flags = few + list((fit or {}).get("flags") or []) + list((neb or {}).get("flags") or [])
             extra = ref(job and job | {"model": model}, str(c.get("label"))) if neb is not None \
                 else (["–", "–"] if references is not None else [])
             rows.append(" | ".join([f"| {model}", str(c.get("label")), str(c.get("count", 0)),
-                                    _fmt_ea(fit), _fmt_barrier(neb), *extra,
+                                    _fmt_ea(fit), "its knock-offs below" if as_knockoffs else _fmt_barrier(neb),
+                                    *extra,
                                     (", ".join(dict.fromkeys(flags)) or "–")]) + " |")
             for (m, label), (ko, kjob) in by_key.items():  # knock-offs of an L-I class (knockoff_jobs)
                 if m == model and label.startswith(f"{c.get('label')}: "):
