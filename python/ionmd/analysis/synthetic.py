@@ -28,11 +28,7 @@ def lattice_walk(n_frames: int, n_ions: int, a_A: float, hops_per_frame: int,
 
     The exact diffusion coefficient is D = hops_per_frame a^2 / (6 dt).
     """
-    axis = rng.integers(0, 3, size=(n_frames, hops_per_frame, n_ions))
-    sign = rng.choice([-1.0, 1.0], size=(n_frames, hops_per_frame, n_ions))
-    steps = np.zeros((n_frames, n_ions, 3))
-    for k in range(3):
-        steps[:, :, k] = ((axis == k) * sign).sum(axis=1) * a_A
+    steps = _cubic_steps(rng, (n_frames, hops_per_frame, n_ions), a_A).sum(axis=1)
     steps[0] = 0.0
     return np.cumsum(steps, axis=0)
 

@@ -6,6 +6,17 @@ import numpy as np
 from ase import Atoms
 
 from ionmd.errors import InputError
+from ionmd.symmetry import mic_frac
+
+
+def minimum_image_A(d_A: np.ndarray, cell_A: np.ndarray) -> np.ndarray:
+    """Cartesian displacements ``d_A`` (n, 3) reduced to their nearest periodic images in the cell ``cell_A``, Å.
+
+    The reduction is made in fractional coordinates (each component to [-0.5, 0.5]), which
+    is the nearest image for displacements short against the cell.
+    """
+    cell = np.asarray(cell_A, dtype=float)
+    return mic_frac(np.linalg.solve(cell.T, np.asarray(d_A, dtype=float).T).T) @ cell
 
 
 def atom_index_at(atoms: Atoms, point_A: np.ndarray, symbol: str | None = None, tol_A: float = 1e-3) -> int:
@@ -13,11 +24,8 @@ def atom_index_at(atoms: Atoms, point_A: np.ndarray, symbol: str | None = None, 
 
     Raises :class:`InputError` if that atom is more than ``tol_A`` away.
     """
-    d = np.asarray(atoms.positions - np.asarray(point_A, dtype=float))
-    cell = atoms.cell.array
-    frac = np.linalg.solve(cell.T, d.T).T
-    frac -= np.round(frac)
-    dist = np.linalg.norm(frac @ cell, axis=1)
+    dist = np.linalg.norm(minimum_image_A(atoms.positions - np.asarray(point_A, dtype=float), atoms.cell.array),
+                          axis=1)
     if symbol is not None:
         mask = np.array([s == symbol for s in atoms.get_chemical_symbols()])
         dist[~mask] = np.inf
@@ -58,17 +66,9 @@ def check_endpoints(
 
 def max_displacement_A(a: Atoms, b: Atoms) -> float:
     """Largest minimum-image displacement (Å) of any atom between two configurations."""
-    d = b.positions - a.positions
-    cell = a.cell.array
-    frac = np.linalg.solve(cell.T, d.T).T
-    frac -= np.round(frac)
-    return float(np.max(np.linalg.norm(frac @ cell, axis=1)))
+    return float(np.max(np.linalg.norm(minimum_image_A(b.positions - a.positions, a.cell.array), axis=1)))
 
 
 def rms_distance_A(a: Atoms, b: Atoms) -> float:
     """Root of the summed squared minimum-image displacements (Å): the path-length scale."""
-    d = b.positions - a.positions
-    cell = a.cell.array
-    frac = np.linalg.solve(cell.T, d.T).T
-    frac -= np.round(frac)
-    return float(np.sqrt(np.sum((frac @ cell) ** 2)))
+    return float(np.sqrt(np.sum(minimum_image_A(b.positions - a.positions, a.cell.array) ** 2)))
