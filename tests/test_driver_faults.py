@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -426,3 +427,158 @@ def test_resumed_committee_run_continues_its_deviation_file(tmp_path):
     assert [step(r) for r in rows(after) if step(r) >= 80] == \
         [step(r) for r in rows(first) if step(r) >= 80]
     assert [step(r) for r in rows(after)][-1] == 120
+
+
+# --- Serial sweeps and --retry-failed (issue 16, item 6) -----------------------------------
+
+
+def _serial_without_mpi4py(monkeypatch) -> None:
+    """Make ``from mpi4py import MPI`` fail, outside any MPI launcher."""
+    import ionmd.driver.mpi_dispatch as dispatch
+
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    for name in dispatch._LAUNCHER_SIZE_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_serial_sweep_without_mpi4py_runs_every_run_through_the_same_loop(tmp_path, monkeypatch):
+    from ionmd.driver.sweep import run_sweep, world_rank
+
+    _serial_without_mpi4py(monkeypatch)
+    toml = _write_toml(tmp_path, f"lj = {LJ}", temps="[900]")
+    lines: list[str] = []
+    summary = run_sweep(load_sweep_config(toml), printer=lines.append)
+    assert world_rank() == 0
+    assert (summary.n_runs, summary.done, summary.failed, summary.skipped_done) == (2, 2, 0, 0)
+    statuses = _statuses(tmp_path / "s")
+    assert sorted(statuses) == ["lj/900K/seed1", "lj/900K/seed2"]
+    for status in statuses.values():
+        assert (status["status"], status["attempts"], status["group"]) == ("done", 1, 0)
+        assert _dump_steps(tmp_path / "s" / status["dump"]) == [100, 200, 300, 400]
+    assert lines[0].startswith("[sweep] s: 2 runs, 2 to do, 0 already done, 1 group(s)")
+    assert lines[-1].endswith("2/2 done, 0 running, 0 failed, 0 waiting; ETA 00:00:00")
+    # A second call resumes: nothing is left to do, nothing is redone.
+    again = run_sweep(load_sweep_config(toml), resume=True, printer=lines.append)
+    assert (again.done, again.skipped_done) == (2, 2)
+    assert {s["attempts"] for s in _statuses(tmp_path / "s").values()} == {1}
+
+
+def test_without_mpi4py_under_an_mpi_launcher_the_sweep_refuses(tmp_path, monkeypatch):
+    from ionmd.driver.sweep import run_sweep
+    from ionmd.errors import IonmdError
+
+    _serial_without_mpi4py(monkeypatch)
+    monkeypatch.setenv("PMI_SIZE", "4")
+    toml = _write_toml(tmp_path, f"lj = {LJ}", temps="[900]")
+    with pytest.raises(IonmdError, match="4 MPI ranks but mpi4py cannot be imported"):
+        run_sweep(load_sweep_config(toml))
+    assert not (tmp_path / "s").exists()  # nothing was started
+
+
+def _kill_lammps_after_restart(run_dir: Path, min_step: int, stop: threading.Event) -> None:
+    """SIGKILL the LAMMPS child of ``run_dir`` once it wrote a restart at ``min_step`` or later."""
+    while not stop.is_set():
+        found = latest_restart(run_dir) if run_dir.is_dir() else None
+        if found and found[1] >= min_step:
+            for pid in _processes_in(run_dir):
+                if int(pid) != os.getpid():
+                    os.kill(int(pid), signal.SIGKILL)
+            return
+        time.sleep(0.02)
+
+
+def test_retry_failed_continues_from_the_newest_complete_restart(tmp_path, monkeypatch):
+    """A run whose LAMMPS died after writing restarts fails; --retry-failed continues it.
+
+    The retry takes the newest complete restart file (the probe ``--resume`` uses),
+    passes over a cut newer one, records ``retry_of_failed`` and the step in the new
+    attempt's history, and the dump holds every production frame exactly once.
+    """
+    from ionmd.driver.sweep import run_sweep
+
+    _serial_without_mpi4py(monkeypatch)
+    toml = _write_toml(tmp_path, f"lj = {LJ}", n_prod=30000, restart_every=1000, temps="[900]")
+    toml.write_text(toml.read_text().replace("seeds = [1, 2]", "seeds = [1]"))
+    sweep_dir = tmp_path / "s"
+    run_dir = sweep_dir / "runs" / "lj" / "900K" / "seed1"
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_lammps_after_restart, args=(run_dir, 3000, stop))
+    killer.start()
+    try:
+        first = run_sweep(load_sweep_config(toml), printer=lambda text: None)
+    finally:
+        stop.set()
+        killer.join()
+    assert (first.done, first.failed) == (0, 1)
+    run_id, failed = next(iter(_statuses(sweep_dir).items()))
+    assert failed["status"] == "failed" and failed["error"] == "LAMMPS was killed by signal 9"
+    restarts = {n: restart_step(run_dir / n) for n in ("restart.a.lmp", "restart.b.lmp")
+                if (run_dir / n).is_file()}
+    assert len(restarts) == 2
+    newest, older = max(restarts, key=restarts.get), min(restarts, key=restarts.get)
+    assert restarts[newest] >= 3000 and restarts[newest] - restarts[older] == 1000
+    # The newest one was also cut (killed during its write): the older one is the newest
+    # complete restart.
+    data = (run_dir / newest).read_bytes()
+    (run_dir / newest).write_bytes(data[: len(data) // 2])
+    # --resume alone leaves a failed run alone ...
+    kept = run_sweep(load_sweep_config(toml), resume=True, printer=lambda text: None)
+    assert kept.failed == 1 and _statuses(sweep_dir)[run_id]["attempts"] == 1
+    # ... --retry-failed continues it from the older restart instead of from step 0.
+    retry = run_sweep(load_sweep_config(toml), resume=True, retry_failed=True,
+                      printer=lambda text: None)
+    assert (retry.done, retry.failed) == (1, 0)
+    after = _statuses(sweep_dir)[run_id]
+    assert after["status"] == "done" and after["attempts"] == 2
+    assert after["resumed_from_step"] == restarts[older]
+    assert after["history"][0]["status"] == "failed"
+    assert after["history"][-1]["retry_of_failed"] is True
+    assert after["history"][-1]["resumed_from_step"] == restarts[older]
+    assert after["history"][-1]["skipped_restarts"] == [
+        f"{newest} (step {restarts[newest]}, incomplete)"]
+    assert _dump_steps(run_dir / "dump.lammpstrj") == list(range(100, 30101, 100))
+    assert "resuming from restart" in (run_dir / "log.lammps").read_text()
+    assert (run_dir / "log.attempt1.lammps").is_file()
+
+
+def test_run_loop_reports_each_run_to_its_source_and_stops_a_run_on_interrupt(tmp_path):
+    """The one run loop: every ended run goes back to the source; SIGTERM stops the child."""
+    from ionmd.driver.run_lifecycle import SweepInterrupted, run_loop
+
+    toml = _write_toml(tmp_path, f'lj = {LJ}\nghost = "ghost.pt"', temps="[900]")
+    config = load_sweep_config(toml, allow_missing_models=True)
+    fake = tmp_path / "fake_lmp"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    config.lmp = str(fake)
+    runs, todo = prepare_sweep(config)
+    by_id = {r.id: r for r in runs}
+
+    class Source:
+        def __init__(self) -> None:
+            self.queue = ["ghost/900K/seed1", "lj/900K/seed1", "lj/900K/seed2"]
+            self.finished: list[tuple[str, str]] = []
+            self.idles = 0
+
+        def next_run(self, finished):
+            if finished is not None:
+                self.finished.append((finished.id, finished.status))
+            return by_id[self.queue.pop(0)] if self.queue else None
+
+        def idle(self) -> None:
+            self.idles += 1
+            if self.idles == 5:
+                raise SweepInterrupted("received signal 15")
+            time.sleep(0.05)
+
+    source = Source()
+    with pytest.raises(SweepInterrupted):
+        run_loop(config, source, 1, None, 0)
+    # The ghost run failed at once and was handed back; the lj run was stopped mid-run.
+    assert source.finished == [("ghost/900K/seed1", "failed")]
+    assert source.queue == ["lj/900K/seed2"]
+    stopped = read_status(config.sweep_dir / by_id["lj/900K/seed1"].dir / "status.json",
+                          "lj/900K/seed1")
+    assert stopped.status == "interrupted" and stopped.history[-1]["status"] == "interrupted"
+    assert _wait_gone(config.sweep_dir, 10.0) == []  # the (fake) LAMMPS child is gone
+    assert not run_busy(config.sweep_dir / stopped.dir)  # and its lock released
