@@ -104,4 +104,4 @@ def test_stand_in_op_raises_clearly():
     _load(SE_A_OPS)
     t = torch.zeros(1)
     with pytest.raises(RuntimeError, match="stand-in"):
-        torch.ops.deepmd.tabulate_fusion_se_a(t, t, t, t, 4)
+        torch.ops.deepmd.border_op(t, t, t, t, t, t, t, t, t)
