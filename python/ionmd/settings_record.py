@@ -9,13 +9,12 @@ mixes the results of two different runs.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ionmd.errors import InputError
-from ionmd.jsonfile import read_json
+from ionmd.jsonfile import read_json, write_json_atomic
 
 _SHOWN_KEYS = 8
 """At most this many differing keys are named (then ``and N more``)."""
@@ -88,7 +87,5 @@ def check_or_record(path: str | Path, settings: Mapping[str, Any], *, what: str,
                              f"(differs in: {shown}); {hint}")
         return True
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(new, indent=2) + "\n")
-    tmp.replace(path)  # a crash never leaves half a record behind
+    write_json_atomic(path, new)  # a crash never leaves half a record behind
     return False

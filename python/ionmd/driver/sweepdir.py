@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ionmd.errors import InputError
-from ionmd.jsonfile import read_json
+from ionmd.jsonfile import read_json, write_json_atomic
 
 STATUSES = ("pending", "running", "done", "failed", "interrupted")
 CSV_COLUMNS = ("id", "model", "structure", "T_K", "seed", "dir", "status", "dump", "data_file",
@@ -31,16 +31,6 @@ REQUIRED_KEYS = ("id", "model", "T_K", "seed", "dir")
 def now_utc() -> str:
     """The current UTC time, ISO 8601 with milliseconds (the timestamps of the state files)."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a synced temporary file and a rename."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w") as handle:
-        handle.write(json.dumps(data, indent=2) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 @dataclass

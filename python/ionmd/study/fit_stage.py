@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ionmd.errors import InputError
+from ionmd.jsonfile import write_json_atomic
 from ionmd.settings_record import check_or_record
 
 FIT_RECORD = "fit.json"
@@ -230,12 +231,6 @@ class StudyFit:
         return json.dumps(asdict(self), indent=2) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _say(progress, fraction: float, text: str) -> None:
     if progress is not None:
         progress.update(fraction, text, force=True)
@@ -311,14 +306,14 @@ def fit_study_model(spec: FitSpec, structure: FitStructure, outdir: str | Path,
                                   plan=spec.plan(), seed=spec.seed)
         tmp.replace(frames)
         result.output = str(frames)
-        _write_atomic(sample_json, result.to_json() + "\n")
+        write_json_atomic(sample_json, asdict(result))
     sampled = json.loads(sample_json.read_text())
     labelled = outdir / "labelled.extxyz"
     label_json = outdir / "labelled.json"
     if not label_json.is_file():
         _say(progress, 0.3, f"labelling {sampled['n_frames']} frames with {spec.labeller}")
         lab = label_frames(frames, labelled, spec.labeller)
-        _write_atomic(label_json, lab.to_json() + "\n")
+        write_json_atomic(label_json, asdict(lab))
     fit_dir = outdir / "mace"
     if (fit_dir / "fit.json").is_file():
         raw = json.loads((fit_dir / "fit.json").read_text())
@@ -359,7 +354,7 @@ def fit_study_model(spec: FitSpec, structure: FitStructure, outdir: str | Path,
                        test_force_rms_meV_A=force_rms,
                        export_max_force_error_eV_A=exported.max_force_error_eV_A,
                        wall_s=time.time() - t0, flags=flags)
-    _write_atomic(record, summary.to_json())
+    write_json_atomic(record, asdict(summary))
     return model
 
 
