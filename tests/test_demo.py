@@ -104,7 +104,8 @@ def test_tiny_demo_runs_the_bundled_study_and_writes_its_reports(tiny_demo):
     assert study["md"]["done"] == study["md"]["runs"] == 4
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and not re.search(r'src="(?!data:)[^"]+\.png"', html)
-    assert "[demo " in proc.stderr and "about" in proc.stderr  # progress with ETA on stderr
+    assert "[demo " in proc.stderr and "left" in proc.stderr  # progress with ETA on stderr
+    assert "expected about" in proc.stderr and "rough prior" not in proc.stderr  # eta keys given
     assert "| model | training set |" in proc.stdout  # the summary table on stdout
     assert study["flags"]  # 110 steps: nothing here is to be quoted, and it says so
 

@@ -126,17 +126,17 @@ def run_study(cfg: StudyConfig, out: str | Path, n_ranks: int | None = None,
     priors = stages.stage_priors_s(cfg, n_ranks)
     progress = progress or DemoProgress(priors, label="study")
     progress.priors_s = dict(priors)
-    progress.message(f"ionmd study '{cfg.name}' in {out}{' (resuming)' if resumed else ''}; "
-                     f"expected about {format_hms(sum(priors.values()))}"
-                     + ("" if all(m.eta_us_per_atom_step for m in cfg.models)
-                        else " (a rough prior: the model's cost is not known in advance)"))
+    progress.message(f"ionmd study '{cfg.name}' in {out}{' (resuming)' if resumed else ''}")
     old = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         progress.start("structure", "building the cell")
         cell = stages.build_cell(cfg, out / "structure")
         progress.message(f"cell: {cell.summary()}")
-        progress.priors_s.update({k: v for k, v in stages.stage_priors_s(
-            cfg, n_ranks, cell.n_atoms).items() if k != "structure"})  # now with the cell's size
+        priors = stages.stage_priors_s(cfg, n_ranks, cell.n_atoms)  # now with the cell's size
+        progress.priors_s.update({k: v for k, v in priors.items() if k != "structure"})
+        progress.message(f"expected about {format_hms(sum(priors.values()))} on an idle machine"
+                         + ("" if all(m.eta_us_per_atom_step for m in cfg.models)
+                            else " (a rough prior: the model's cost is not known in advance)"))
         progress.finish()
         progress.start("fit", "sampling, labelling, fitting and exporting the study's own model"
                        if any(m.fit is not None for m in cfg.models) else "nothing to fit")
