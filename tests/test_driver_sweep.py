@@ -121,6 +121,8 @@ def _dump_steps(path: Path) -> list[int]:
         (lambda t: t.replace('"csvr"', '"andersen"'), r"key 'md.thermostat'"),
         (lambda t: t + "\n[run]\nlauncher = \"mpirun -np 4\"\n", r"key 'run.launcher'"),
         (lambda t: t + "\n[[oops", r"not valid TOML"),
+        (lambda t: t.replace("seeds = [1, 2]", "seeds = [1, 2]\nrun = 4"),
+         r"key 'run': expected a table, got int"),
     ],
 )
 def test_validation_names_key_and_file(tmp_path, edit, match):

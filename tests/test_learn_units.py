@@ -77,6 +77,12 @@ def test_config_errors_name_the_key(cfg_dir, edit, key):
     assert str(path) in str(err.value)
 
 
+def test_config_table_that_is_not_a_table(cfg_dir):
+    path = _write(cfg_dir, "model = 3\n" + GOOD)
+    with pytest.raises(InputError, match=r"key 'model': expected a table, got int$"):
+        load_learn_config(path)
+
+
 def test_config_missing_and_invalid_file(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         load_learn_config(tmp_path / "none.toml")

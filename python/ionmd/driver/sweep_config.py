@@ -38,7 +38,7 @@ from ionmd.driver.lammps_input import ENSEMBLES, THERMOSTATS, MDInputSpec
 from ionmd.driver.potential import ModelSpec
 from ionmd.driver.structure import read_type_map
 from ionmd.errors import InputError
-from ionmd.tomlconfig import check_keys, key_error, read_toml
+from ionmd.tomlconfig import check_keys, check_table, key_error, read_toml
 
 TOP_KEYS = {"name", "sweep_dir", "temperatures_K", "seeds", "models", "structure", "structures",
             "md", "run"}
@@ -186,9 +186,7 @@ def _parse_structures(path: Path, data: dict, base: Path) -> list[StructureEntry
 
 
 def _parse_md(path: Path, raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise key_error(path, "md", "expected a table")
-    check_keys(path, raw, MD_KEYS, "md")
+    check_table(path, raw, MD_KEYS, "md")
     md: dict[str, Any] = {}
     for key, value in raw.items():
         kind = MD_KEYS[key]
@@ -259,10 +257,7 @@ def load_sweep_config(path: str | Path, sweep_dir: str | Path | None = None,
     models, missing = _parse_models(path, data.get("models"), base, allow_missing_models)
     structures = _parse_structures(path, data, base)
     md = _parse_md(path, data.get("md", {}))
-    run = data.get("run", {})
-    if not isinstance(run, dict):
-        raise key_error(path, "run", "expected a table")
-    check_keys(path, run, RUN_KEYS, "run")
+    run = check_table(path, data.get("run", {}), RUN_KEYS, "run")
     for key, kind in RUN_KEYS.items():
         if key in run and not isinstance(run[key], (kind, int) if kind is float else kind):
             raise key_error(path, f"run.{key}", f"expected {kind.__name__}, got {run[key]!r}")

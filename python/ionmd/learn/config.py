@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ionmd.tomlconfig import check_keys, read_toml
+from ionmd.tomlconfig import check_keys, check_table, read_toml
 from ionmd.tomlconfig import key_error as _fail
 
 FAMILIES = ("mace", "deepmd")
@@ -153,11 +153,8 @@ def _typed(path: Path, key: str, value: Any, kind: type) -> Any:
 
 
 def _table(path: Path, data: dict, name: str) -> dict[str, Any]:
-    raw = data.get(name, {})
-    if not isinstance(raw, dict):
-        raise _fail(path, name, "expected a table")
     schema = SCHEMA[name]
-    check_keys(path, raw, schema, name)
+    raw = check_table(path, data.get(name, {}), schema, name)
     out: dict[str, Any] = {}
     for key, (kind, default) in schema.items():
         if key in raw:
