@@ -18,6 +18,15 @@ Run from ionmd's main venv (it only orchestrates; all timing happens in the env)
 
 Every process uses one thread (``OMP_NUM_THREADS=1``, deepmd's
 ``DP_INTRA/INTER_OP_PARALLELISM_THREADS=1``).
+
+``--compressed FILE`` measures instead uncompressed against compressed (``dp --pt
+compress``) DeePMD, both through ``pair_style mlip/torch``, back to back in one job; with
+``--env main`` it runs in the calling environment (ionmd's main venv, whose torch has no
+deepmd-kit: the compressed model then runs on ionmd's own ``deepmd::tabulate_fusion_*``)::
+
+    nice -n 10 python benchmarks/pair_speed_deepmd.py --env main \
+        --model inputs/models/lif_deepmd.pth --compressed lif_deepmd_compressed.pth \
+        --supercells 2,4 --steps 100,20 --repeat 2 --json /tmp/pair_speed_deepmd_compressed.json
 """
 
 from __future__ import annotations
@@ -163,9 +172,12 @@ run {steps}
 
 
 def run_plugin(pair_style: str, plugin: str, workdir: Path, env: dict[str, str], ranks: int,
-               steps: int, warmup: int, profile: bool) -> PairRun:
-    """Run one LAMMPS job in ``workdir`` (holding system.data) and parse its timing."""
-    tag = "ours" if plugin == "mlip/torch" else "deepmd"
+               steps: int, warmup: int, profile: bool, label: str | None = None) -> PairRun:
+    """Run one LAMMPS job in ``workdir`` (holding system.data) and parse its timing.
+
+    ``label`` names the input and log files (default: ``ours`` or ``deepmd``).
+    """
+    tag = label or ("ours" if plugin == "mlip/torch" else "deepmd")
     tag = f"{tag}.{ranks}"
     (workdir / f"in.{tag}").write_text(lammps_input(pair_style, steps, warmup))
     cmd = ["lmp", "-in", f"in.{tag}", "-log", f"log.{tag}", "-screen", "none"]
@@ -254,6 +266,68 @@ def benchmark_size(model: Path, reps: int, ranks_list: list[int], steps: int, wa
     return results
 
 
+@dataclass
+class CompressedResult:
+    """Uncompressed vs compressed DeePMD through pair_style mlip/torch, one cell and rank count."""
+
+    atoms: int
+    ranks: int
+    steps: int
+    uncompressed_us_per_atom_step: float  # CPU time (wall x LAMMPS's CPU share) per rank
+    compressed_us_per_atom_step: float
+    speedup: float  # uncompressed / compressed CPU time per step (best of --repeat each)
+    wall_speedup: float
+    pe0_difference_eV: float  # step-0 energy, compressed - uncompressed (table error)
+    load_before: str
+    runs: list[PairRun] = field(default_factory=list)
+
+
+def benchmark_compressed(model: Path, compressed: Path, reps: int, ranks_list: list[int],
+                         steps: int, warmup: int, repeat: int, env: dict[str, str],
+                         workdir: Path) -> list[CompressedResult]:
+    """Both models, alternating (A, B, A, B ...), for each rank count on one LiF cell."""
+    atoms = build_structure(None, supercell=reps, add=["Li@interstitial"], seed=1)
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_lammps_data(atoms, workdir / "system.data", SPECIES)
+    results = []
+    for ranks in ranks_list:
+        load = load_average()
+        runs = {"full": [], "comp": []}
+        for _ in range(repeat):
+            for label, path in (("full", model), ("comp", compressed)):
+                runs[label].append(run_plugin(f"pair_style mlip/torch {path}", "mlip/torch",
+                                              workdir, env, ranks, steps, warmup, False, label))
+        n = len(atoms)
+        cpu = {k: min(r.cpu_ms_per_step for r in v) for k, v in runs.items()}
+        sps = {k: max(r.steps_per_s for r in v) for k, v in runs.items()}
+        res = CompressedResult(
+            atoms=n, ranks=ranks, steps=steps,
+            uncompressed_us_per_atom_step=1e3 * cpu["full"] / n * ranks,
+            compressed_us_per_atom_step=1e3 * cpu["comp"] / n * ranks,
+            speedup=cpu["full"] / cpu["comp"], wall_speedup=sps["comp"] / sps["full"],
+            pe0_difference_eV=runs["comp"][0].pe0_eV - runs["full"][0].pe0_eV,
+            load_before=load, runs=runs["full"] + runs["comp"])
+        print(f"[{n} atoms, {ranks} rank(s)] uncompressed {res.uncompressed_us_per_atom_step:.1f}"
+              f" vs compressed {res.compressed_us_per_atom_step:.1f} CPU us/atom/step: "
+              f"{res.speedup:.2f}x (wall {res.wall_speedup:.2f}x), dPE0 "
+              f"{res.pe0_difference_eV:+.2e} eV, load {load}", flush=True)
+        results.append(res)
+    return results
+
+
+def compressed_table(results: list[CompressedResult]) -> str:
+    """The README table of --compressed."""
+    rows = ["| atoms | ranks | steps | uncompressed (CPU µs/atom/step) | "
+            "compressed (CPU µs/atom/step) | speed-up (CPU) | speed-up (wall) | "
+            "ΔPE step 0 (eV) | load before |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        rows.append(f"| {r.atoms} | {r.ranks} | {r.steps} | {r.uncompressed_us_per_atom_step:.1f}"
+                    f" | {r.compressed_us_per_atom_step:.1f} | {r.speedup:.2f}x | "
+                    f"{r.wall_speedup:.2f}x | {r.pe0_difference_eV:+.1e} | {r.load_before} |")
+    return "\n".join(rows)
+
+
 def markdown_table(results: list[SizeResult]) -> str:
     """The README table."""
     rows = ["| atoms | ranks | steps | ours (steps/s) | deepmd-kit (steps/s) | speed ratio | "
@@ -276,7 +350,9 @@ def markdown_table(results: list[SizeResult]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default=os.environ.get("IONMD_DP_TORCH_ENV",
-                                                   "~/.cache/ionmd/envs/ionmd-torch2.11"))
+                                                   "~/.cache/ionmd/envs/ionmd-torch2.11"),
+                   help="the torch-2.11 env, or 'main' for the calling environment "
+                        "(only with --compressed)")
     p.add_argument("--model", default="inputs/models/lif_deepmd.pth")
     p.add_argument("--supercells", default="2,4,8",
                    help="conventional LiF repeats per axis (+1 Li): 2->65, 4->513, 8->4097 atoms")
@@ -288,11 +364,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="IONMD_PROFILE=1 for our plugin")
     p.add_argument("--bare-only", action="store_true", help="only the Python model timings")
     p.add_argument("--json", help="write all results here")
+    p.add_argument("--compressed", help="compare --model with this compressed model instead "
+                                        "(both through pair_style mlip/torch)")
     p.add_argument("--workdir", help="keep inputs and logs here (default: a temp dir)")
     args = p.parse_args(argv)
 
-    env_root = Path(args.env).expanduser()
-    env = env_vars(env_root)
+    if args.env == "main" and not args.compressed:
+        p.error("--env main runs only --compressed (deepmd-kit's pair style needs its env)")
+    env_root = Path(sys.prefix) if args.env == "main" else Path(args.env).expanduser()
+    env = dict(os.environ) if args.env == "main" else env_vars(env_root)
     env.update(OMP_NUM_THREADS="1", DP_INTRA_OP_PARALLELISM_THREADS="1",
                DP_INTER_OP_PARALLELISM_THREADS="1")
     model = Path(args.model).resolve()
@@ -305,6 +385,20 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"model": str(model), "model_sha256_prefix": sha256_prefix(model),
             "env": str(env_root), "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
             "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
+    if args.compressed:
+        compressed = Path(args.compressed).resolve()
+        meta.update(compressed=str(compressed), load_start=load_average(),
+                    compressed_sha256_prefix=sha256_prefix(compressed))
+        print(json.dumps(meta), flush=True)
+        comp: list[CompressedResult] = []
+        for r, n in zip(reps, steps, strict=True):
+            comp += benchmark_compressed(model, compressed, r, ranks, n, args.warmup,
+                                         args.repeat, env, work / f"comp{r}")
+        print(compressed_table(comp))
+        if args.json:
+            Path(args.json).write_text(json.dumps({**meta, "results": [asdict(x) for x in comp]},
+                                                  indent=1))
+        return 0
     print(json.dumps(meta), flush=True)
     results: list[SizeResult] = []
     for r, n in zip(reps, steps, strict=True):
