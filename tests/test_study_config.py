@@ -166,5 +166,11 @@ def test_neb_cell_reference_and_report_keys(tmp_path):
     assert cfg.neb.supercell == "4x4x4" and cfg.neb.reference == (tmp_path / "ref.json").resolve()
     assert cfg.neb.reference_entry is None and cfg.neb.eta_s == 20.0
     assert cfg.identity()["neb"]["supercell"] == "4x4x4"
+    # report-only keys do not change what a directory must match to resume
+    assert "title" not in cfg.identity()["models"][0] and "reference" not in cfg.identity()["neb"]
+    plain_cfg = load_study_config(write(tmp_path, GOOD))
+    assert "supercell" not in plain_cfg.identity()["neb"]
+    retitled = load_study_config(write(tmp_path, GOOD.replace('label = "eam"', 'label = "eam"\ntitle = "X"')))
+    assert retitled.identity() == plain_cfg.identity()
     plain = load_study_config(write(tmp_path, GOOD)).models[0]
     assert plain.display == "eam" and plain.title is None

@@ -84,6 +84,9 @@ MD_KEYS = {"temperatures_K": list, "seeds": list, "dt_fs": float, "n_equil": int
 NEB_KEYS = {"enabled": bool, "images": int, "ftol_eV_A": float, "max_hop_classes": int,
             "steps": int, "climb_steps": int, "ranks_per_image": int, "eta_s": float}
 NEB_PATH_KEYS = {"supercell", "reference", "reference_entry"}
+REPORT_ONLY_KEYS = {"models": ("title", "provenance", "eta_us_per_atom_step"),
+                    "neb": ("reference", "reference_entry", "eta_s")}
+"""Keys that change only the report or the time estimate, not what is computed."""
 
 
 @dataclass
@@ -197,9 +200,21 @@ class StudyConfig:
         return clean(asdict(self))
 
     def identity(self) -> dict[str, Any]:
-        """What an output directory must match to be resumed."""
+        """What an output directory must match to be resumed.
+
+        Keys that change only the report or the time estimate (:data:`REPORT_ONLY_KEYS`)
+        are left out, and so is an unset NEB supercell, so that a study directory made
+        before those keys existed still resumes.
+        """
         d = self.to_dict()
         d.pop("path", None)
+        for m in d["models"]:
+            for key in REPORT_ONLY_KEYS["models"]:
+                m.pop(key, None)
+        for key in REPORT_ONLY_KEYS["neb"]:
+            d["neb"].pop(key, None)
+        if d["neb"].get("supercell") is None:
+            d["neb"].pop("supercell", None)
         return d
 
 
