@@ -142,6 +142,17 @@ def test_plan_is_the_cartesian_product(tmp_path):
     assert config.sweep_dir == (tmp_path / "s").resolve()
 
 
+def test_recipe_source_is_a_builtin_name_or_a_file_beside_the_toml(tmp_path):
+    toml = _write_toml(tmp_path, f"lj = {LJ}", temps="[1000]")
+    text = toml.read_text().replace('structure = "lif.data"', "")
+    text += ('\n[structures]\nbuilt = { source = "builtin:lif", supercell = 2 }\n'
+             'named = { source = "LiF", supercell = 2 }\n'
+             'file = { source = "cells/x.cif", supercell = 2 }\n')
+    toml.write_text(text)
+    sources = {e.name: e.recipe["source"] for e in load_sweep_config(toml).structures}
+    assert sources == {"built": "builtin:lif", "named": "LiF", "file": str(tmp_path / "cells" / "x.cif")}
+
+
 def test_structure_recipes_are_built_into_the_sweep(tmp_path):
     toml = _write_toml(tmp_path, f"lj = {LJ}", temps="[1000]")
     text = toml.read_text().replace('structure = "lif.data"', "")

@@ -38,6 +38,7 @@ from ionmd.driver.lammps_input import ENSEMBLES, THERMOSTATS, MDInputSpec
 from ionmd.driver.potential import ModelSpec
 from ionmd.driver.structure import read_type_map
 from ionmd.errors import InputError
+from ionmd.examples import is_builtin
 from ionmd.tomlconfig import check_keys, check_table, key_error, read_toml
 
 TOP_KEYS = {"name", "sweep_dir", "temperatures_K", "seeds", "models", "structure", "structures",
@@ -170,7 +171,7 @@ def _parse_structures(path: Path, data: dict, base: Path) -> list[StructureEntry
                 value = value["file"]
             else:
                 recipe = dict(value)
-                if "source" in recipe and str(recipe["source"]).lower() not in ("lif",):
+                if "source" in recipe and not is_builtin(recipe["source"]):
                     recipe["source"] = str(_resolve(base, recipe["source"], path, f"{key}.source"))
                 entries.append(StructureEntry(name=name, recipe=recipe))
                 continue
