@@ -77,6 +77,20 @@ def test_config_errors_name_the_key(cfg_dir, edit, key):
     assert str(path) in str(err.value)
 
 
+def test_structure_recipe_source_is_resolved_beside_the_config(cfg_dir):
+    (cfg_dir / "cells").mkdir()
+    (cfg_dir / "cells" / "x.cif").write_text("placeholder\n")
+    text = GOOD.replace('structure = "lif.data"\n', "") + (
+        '[explore.structures]\nfile = { source = "cells/x.cif", supercell = 2 }\n'
+        'built = { source = "builtin:lif", supercell = 2 }\n')
+    config = load_learn_config(_write(cfg_dir, text))
+    assert config.explore["structures"]["file"]["source"] == str((cfg_dir / "cells" / "x.cif").resolve())
+    assert config.explore["structures"]["built"]["source"] == "builtin:lif"
+    bad = _write(cfg_dir, text.replace("cells/x.cif", "cells/none.cif"))
+    with pytest.raises(InputError, match=r"key 'explore.structures.file.source': file 'cells/none.cif'"):
+        load_learn_config(bad)
+
+
 def test_config_table_that_is_not_a_table(cfg_dir):
     path = _write(cfg_dir, "model = 3\n" + GOOD)
     with pytest.raises(InputError, match=r"key 'model': expected a table, got int$"):

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ionmd.examples import is_builtin
 from ionmd.tomlconfig import check_keys, check_table, read_toml
 from ionmd.tomlconfig import key_error as _fail
 
@@ -221,7 +222,12 @@ def _validate_explore(path: Path, base: Path, explore: dict) -> None:
             if isinstance(entry, str):
                 resolved[name] = str(_file(path, base, entry, f"explore.structures.{name}"))
             elif isinstance(entry, dict):
-                resolved[name] = dict(entry)
+                recipe = dict(entry)
+                if "source" in recipe and not is_builtin(recipe["source"]):
+                    # the sweep TOML is written elsewhere: a file must not stay relative to this one
+                    recipe["source"] = str(_file(path, base, str(recipe["source"]),
+                                                 f"explore.structures.{name}.source"))
+                resolved[name] = recipe
             else:
                 raise _fail(path, f"explore.structures.{name}",
                             "expected a data file or a structure recipe table")
