@@ -127,12 +127,26 @@ struct SeAShape {
   int64_t nloc, nnei, nd, L;
 };
 
+// Value of one channel's quintic inside the table (no slope needed).
+template <typename T> inline T quintic_value(const T *c, T t)
+{
+  return c[0] + (c[1] + (c[2] + (c[3] + (c[4] + c[5] * t) * t) * t) * t) * t;
+}
+
+// Values and slopes of all L channels at one spot, in contiguous arrays.
+template <typename T>
+inline void channels_at(const T *row, const Spot<T> &s, int64_t L, T *value, T *slope)
+{
+  for (int64_t k = 0; k < L; ++k) quintic(row + 6 * k, s, value[k], slope[k]);
+}
+
 template <typename T, int ND>
 void se_a_forward(const TableRange<T> &g, const T *table, const T *em_x, const T *em,
                   const T *two, const SeAShape &n, bool is_sorted, T *out)
 {
   const int64_t L = n.L, nnei = n.nnei;
   at::parallel_for(0, n.nloc, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> v(L), slope(L);
     for (int64_t i = begin; i < end; ++i) {
       T *o = out + i * ND * L;
       std::fill(o, o + ND * L, T(0));
@@ -145,13 +159,19 @@ void se_a_forward(const TableRange<T> &g, const T *table, const T *em_x, const T
         const T w = tail ? T(nnei - j) : T(1);
         const Spot<T> s = locate(g, x);
         const T *row = table + s.row * L * 6;
-        const T *tw = two ? two + (i * nnei + j) * L : nullptr;
-        for (int64_t k = 0; k < L; ++k) {
-          T v, slope;
-          quintic(row + 6 * k, s, v, slope);
-          if (tw) v = v * tw[k] + v;
-          v *= w;
-          for (int m = 0; m < ND; ++m) o[m * L + k] += v * e[m];
+        if (s.beyond == T(0)) {
+          for (int64_t k = 0; k < L; ++k) v[k] = quintic_value(row + 6 * k, s.t);
+        } else {
+          channels_at(row, s, L, v.data(), slope.data());
+        }
+        if (two) {
+          const T *tw = two + (i * nnei + j) * L;
+          for (int64_t k = 0; k < L; ++k) v[k] = v[k] * tw[k] + v[k];
+        }
+        for (int m = 0; m < ND; ++m) {
+          const T we = w * e[m];
+          T *om = o + m * L;
+          for (int64_t k = 0; k < L; ++k) om[k] += v[k] * we;
         }
         if (tail) break;
       }
@@ -167,7 +187,7 @@ void se_a_backward(const TableRange<T> &g, const T *table, const T *em_x, const 
 {
   const int64_t L = n.L, nnei = n.nnei;
   at::parallel_for(0, n.nloc, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> dot(L);
+    std::vector<T> v(L), slope(L), dot(L);
     for (int64_t i = begin; i < end; ++i) {
       if (nnei == 0) continue;
       const T *dyi = dy + i * ND * L;
@@ -179,24 +199,33 @@ void se_a_backward(const TableRange<T> &g, const T *table, const T *em_x, const 
         const bool tail = is_sorted && x == x_last && e[1] == 0 && e[2] == 0 && e[3] == 0;
         const T w = tail ? T(nnei - j) : T(1);
         const Spot<T> s = locate(g, x);
-        const T *row = table + s.row * L * 6;
-        const T *tw = two ? two + ij * L : nullptr;
-        T dx = T(0);
-        T *de = d_em + ij * ND;
-        for (int64_t k = 0; k < L; ++k) {
-          T v, slope;
-          quintic(row + 6 * k, s, v, slope);
-          T dot_k = T(0);
-          for (int m = 0; m < ND; ++m) dot_k += e[m] * dyi[m * L + k];
-          if (tw) {
-            d_two[ij * L + k] = w * v * dot_k;
-            v = v * tw[k] + v;
-            slope = slope * tw[k] + slope;
-          }
-          dx += w * slope * dot_k;
-          for (int m = 0; m < ND; ++m) de[m] += w * v * dyi[m * L + k];
+        channels_at(table + s.row * L * 6, s, L, v.data(), slope.data());
+        // dot[k] = sum_m em[m] dy[m, k]
+        std::fill(dot.begin(), dot.end(), T(0));
+        for (int m = 0; m < ND; ++m) {
+          const T em_m = e[m];
+          const T *dym = dyi + m * L;
+          for (int64_t k = 0; k < L; ++k) dot[k] += em_m * dym[k];
         }
-        d_em_x[ij] = dx;
+        if (two) {
+          const T *tw = two + ij * L;
+          T *dt = d_two + ij * L;
+          for (int64_t k = 0; k < L; ++k) {
+            dt[k] = w * v[k] * dot[k];
+            v[k] = v[k] * tw[k] + v[k];
+            slope[k] = slope[k] * tw[k] + slope[k];
+          }
+        }
+        T dx = T(0);
+        for (int64_t k = 0; k < L; ++k) dx += slope[k] * dot[k];
+        d_em_x[ij] = w * dx;
+        T *de = d_em + ij * ND;
+        for (int m = 0; m < ND; ++m) {
+          const T *dym = dyi + m * L;
+          T acc = T(0);
+          for (int64_t k = 0; k < L; ++k) acc += v[k] * dym[k];
+          de[m] = w * acc;
+        }
         if (tail) break;
       }
     }
