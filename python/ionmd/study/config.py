@@ -42,6 +42,13 @@ table but ``structure``, ``species``, ``model`` and ``md`` is optional)::
     ranks_per_run = 1
     thermostat = "csvr"
 
+    [sites]                               # optional: the site analysis of the hops
+    interstitials = "none"                # "none" | "auto" (the largest voids) | [[x, y, z], ...]
+                                          #   (unit cell); default: "none" for a vacancy study,
+                                          #   "auto" otherwise
+    leave_radius_A = 1.0                  # optional: ionmd mechanism's site options
+    # assign_radius_A, min_residence_ps, window_ps, symprec_A
+
     [neb]                                 # optional
     enabled = true
     images = 5
@@ -67,10 +74,10 @@ from typing import Any
 
 from ionmd.errors import InputError
 from ionmd.study.fit_stage import FitSpec
-from ionmd.tomlconfig import check_keys, read_toml
+from ionmd.tomlconfig import check_keys, check_table, read_toml
 from ionmd.tomlconfig import key_error as _fail
 
-TOP_KEYS = {"name", "structure", "defect", "species", "model", "models", "md", "neb"}
+TOP_KEYS = {"name", "structure", "defect", "species", "model", "models", "md", "neb", "sites"}
 STRUCTURE_KEYS = {"file", "builtin", "supercell", "min_length_A", "types"}
 DEFECT_KEYS = {"kind", "species", "site", "index", "frac"}
 DEFECT_KINDS = ("none", "vacancy", "interstitial")
@@ -84,6 +91,9 @@ MD_KEYS = {"temperatures_K": list, "seeds": list, "dt_fs": float, "n_equil": int
 NEB_KEYS = {"enabled": bool, "images": int, "ftol_eV_A": float, "max_hop_classes": int,
             "steps": int, "climb_steps": int, "ranks_per_image": int, "eta_s": float}
 NEB_PATH_KEYS = {"supercell", "reference", "reference_entry"}
+SITES_KEYS = {"interstitials", "assign_radius_A", "leave_radius_A", "min_residence_ps", "window_ps",
+              "symprec_A"}
+INTERSTITIAL_CHOICES = ("none", "auto")
 REPORT_ONLY_KEYS = {"models": ("title", "provenance", "eta_us_per_atom_step"),
                     "neb": ("reference", "reference_entry", "eta_s")}
 """Keys that change only the report or the time estimate, not what is computed."""
@@ -173,6 +183,36 @@ class NEBSpec:
 
 
 @dataclass
+class SitesSpec:
+    """The site analysis of the hops (the options of ``ionmd mechanism``, :class:`ionmd.analysis.mechanism.SiteOptions`).
+
+    Attributes
+    ----------
+    interstitials
+        ``"none"`` (lattice sites only: an ion off every lattice site is in transit),
+        ``"auto"`` (the largest voids of the perfect cell) or a list of fractional
+        positions in the unit cell (repeated over the supercell). Default: ``"none"``
+        for a vacancy study, ``"auto"`` otherwise.
+    assign_radius_A, leave_radius_A
+        Hysteresis radii (None: per site, 0.4 and 0.6 x the distance to its nearest other site).
+    min_residence_ps, window_ps, symprec_A
+        Minimum visit, knock-off window, symmetry tolerance (None: the analysis defaults).
+    """
+
+    interstitials: str | list[list[float]] = "none"
+    assign_radius_A: float | None = None
+    leave_radius_A: float | None = None
+    min_residence_ps: float | None = None
+    window_ps: float | None = None
+    symprec_A: float | None = None
+
+    @property
+    def voids(self) -> bool:
+        """Whether interstitial sites are part of the analysis."""
+        return self.interstitials != "none"
+
+
+@dataclass
 class StudyConfig:
     """A validated study definition."""
 
@@ -185,6 +225,7 @@ class StudyConfig:
     models: list[ModelSpecification]
     md: MDSpec
     neb: NEBSpec
+    sites: SitesSpec = field(default_factory=SitesSpec)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (paths as strings)."""
@@ -204,10 +245,12 @@ class StudyConfig:
 
         Keys that change only the report or the time estimate (:data:`REPORT_ONLY_KEYS`)
         are left out, and so is an unset NEB supercell, so that a study directory made
-        before those keys existed still resumes.
+        before those keys existed still resumes. The ``[sites]`` options are left out
+        too: they change only the analysis, which a resume redoes.
         """
         d = self.to_dict()
         d.pop("path", None)
+        d.pop("sites", None)
         for m in d["models"]:
             for key in REPORT_ONLY_KEYS["models"]:
                 m.pop(key, None)
@@ -224,10 +267,7 @@ def _table(path: Path, raw: dict, key: str, allowed: set[str] | dict, required: 
         if required:
             raise InputError(f"{path}: missing table [{key}]")
         return {}
-    if not isinstance(table, dict):
-        raise _fail(path, key, f"expected a table, got {type(table).__name__}")
-    check_keys(path, table, allowed, key)
-    return table
+    return check_table(path, table, allowed, key)
 
 
 def _element(path: Path, key: str, value: Any) -> str:
@@ -411,8 +451,7 @@ def _parse_models(path: Path, raw: dict) -> list[ModelSpecification]:
     if ("model" in raw) == ("models" in raw):
         raise InputError(f"{path}: give exactly one of the tables [model] and [models.NAME]")
     if "model" in raw:
-        if not isinstance(raw["model"], dict):
-            raise _fail(path, "model", "expected a table")
+        check_table(path, raw["model"], MODEL_KEYS, "model")
         return [_parse_one_model(path, raw["model"], "model", "model")]
     table = raw["models"]
     if not isinstance(table, dict) or not table or not all(isinstance(v, dict) for v in table.values()):
@@ -478,6 +517,39 @@ def _parse_neb(path: Path, raw: dict) -> NEBSpec:
     return spec
 
 
+def _parse_sites(path: Path, raw: dict, defect: DefectSpec) -> SitesSpec:
+    t = _table(path, raw, "sites", SITES_KEYS, required=False)
+    spec = SitesSpec(interstitials="none" if defect.kind == "vacancy" else "auto")
+    if "interstitials" in t:
+        v = t["interstitials"]
+        if isinstance(v, str):
+            if v not in INTERSTITIAL_CHOICES:
+                raise _fail(path, "sites.interstitials", f"expected one of {', '.join(INTERSTITIAL_CHOICES)} "
+                            f"or a list of fractional positions [[x, y, z], ...], got {v!r}")
+            spec.interstitials = v
+        elif isinstance(v, list) and v and all(
+                isinstance(p, list) and len(p) == 3
+                and all(isinstance(x, int | float) and not isinstance(x, bool) for x in p) for p in v):
+            spec.interstitials = [[float(x) for x in p] for p in v]
+        else:
+            raise _fail(path, "sites.interstitials", "expected 'none', 'auto' or a non-empty list of "
+                        f"fractional positions [[x, y, z], ...] (unit cell), got {v!r}")
+    for key in sorted(SITES_KEYS - {"interstitials"}):
+        if key not in t:
+            continue
+        v = t[key]
+        low_ok = key == "min_residence_ps"  # 0: every visit counts
+        if isinstance(v, bool) or not isinstance(v, int | float) or not (v >= 0 if low_ok else v > 0):
+            raise _fail(path, f"sites.{key}", f"expected a {'non-negative' if low_ok else 'positive'} "
+                        f"number, got {v!r}")
+        setattr(spec, key, float(v))
+    if (spec.assign_radius_A is not None and spec.leave_radius_A is not None
+            and spec.leave_radius_A < spec.assign_radius_A):
+        raise _fail(path, "sites.leave_radius_A", f"{spec.leave_radius_A} is smaller than "
+                    f"sites.assign_radius_A {spec.assign_radius_A}: an ion would leave a site it has not left")
+    return spec
+
+
 def load_study_config(path: str | Path) -> StudyConfig:
     """Read and validate ``path``.
 
@@ -494,9 +566,11 @@ def load_study_config(path: str | Path) -> StudyConfig:
     if not isinstance(name, str) or not name:
         raise _fail(path, "name", f"expected a non-empty string, got {name!r}")
     mobile, charges = _parse_species(path, raw)
+    defect = _parse_defect(path, raw)
     cfg = StudyConfig(path=path, name=name, structure=_parse_structure(path, raw),
-                      defect=_parse_defect(path, raw), mobile=mobile, charges=charges,
-                      models=_parse_models(path, raw), md=_parse_md(path, raw), neb=_parse_neb(path, raw))
+                      defect=defect, mobile=mobile, charges=charges,
+                      models=_parse_models(path, raw), md=_parse_md(path, raw), neb=_parse_neb(path, raw),
+                      sites=_parse_sites(path, raw, defect))
     if cfg.charges and any(s not in cfg.charges for s in cfg.mobile):
         missing = [s for s in cfg.mobile if s not in cfg.charges]
         raise _fail(path, "species.charges", f"no charge for mobile species {', '.join(missing)}")

@@ -284,17 +284,108 @@ class StudyAnalysis:
     notes: list[str] = field(default_factory=list)
 
 
+def unit_to_cell_frac(cfg: StudyConfig, cell: CellInfo, unit_frac: list[list[float]]):
+    """Fractional positions of the unit cell, repeated over the supercell, as fractions of
+    the cell's data files (``cell.perfect_data``; the LAMMPS-oriented, tilt-reduced cell).
+
+    Returns an (n x repeats, 3) array in [0, 1).
+    """
+    import itertools
+
+    import numpy as np
+    from ase import Atoms
+
+    from ionmd.driver.structure import build_with_records
+    from ionmd.lammpsio.datafile import lammps_positions
+
+    source = cfg.structure.file if cfg.structure.file is not None else cfg.structure.builtin
+    built = build_with_records(source, cfg.structure.supercell or 1, min_length_A=cfg.structure.min_length_A)
+    reps = np.asarray(built.reps, dtype=float)
+    shifts = np.array(list(itertools.product(*(range(int(r)) for r in built.reps))), dtype=float)
+    frac = np.vstack([(np.asarray(p, dtype=float) + shifts) / reps for p in unit_frac])
+    dummy = Atoms(["H"] * len(frac), scaled_positions=frac % 1.0, cell=built.perfect.cell, pbc=True)
+    new_cell, cart = lammps_positions(dummy)
+    return np.linalg.solve(new_cell.T, cart.T).T % 1.0
+
+
+def site_options(cfg: StudyConfig, cell: CellInfo):
+    """The :class:`ionmd.analysis.mechanism.SiteOptions` of the study's ``[sites]`` table.
+
+    ``interstitials = "none"`` gives no interstitial site (an ion off every lattice site
+    is in transit), ``"auto"`` the analysis's automatic voids, a list its positions
+    (unit cell) repeated over the supercell.
+    """
+    import numpy as np
+
+    from ionmd.analysis.mechanism import SiteOptions
+
+    s = cfg.sites
+    if s.interstitials == "none":
+        inter = np.zeros((0, 3))
+    elif s.interstitials == "auto":
+        inter = None
+    else:
+        inter = unit_to_cell_frac(cfg, cell, list(s.interstitials))
+    given = {k: getattr(s, k) for k in ("min_residence_ps", "window_ps", "symprec_A")
+             if getattr(s, k) is not None}
+    return SiteOptions(interstitial_frac=inter, enter_radius_A=s.assign_radius_A,
+                       leave_radius_A=s.leave_radius_A, **given)
+
+
+FRENKEL_TRANSIENT = "frenkel-transient"
+"""Flag of an interstitial jump-rate fit in a vacancy study whose interstitials come and go."""
+
+
+def interstitials_sustained(by_T: dict[str, dict[str, Any]]) -> bool:
+    """Whether the interstitial population held through every run: at each temperature an
+    ion sits on an interstitial site (median over the frames) and no Frenkel pair formed
+    or recombined."""
+    return bool(by_T) and all(
+        int(r.get("n_interstitial_ions") or 0) > 0
+        and not int((r.get("counts") or {}).get("frenkel_formation", 0))
+        and not int((r.get("counts") or {}).get("recombination", 0)) for r in by_T.values())
+
+
+def flag_transient_interstitials(cfg: StudyConfig, report: dict[str, Any]) -> list[str]:
+    """In a vacancy study with interstitial sites, flag each model's interstitial jump-rate
+    fit :data:`FRENKEL_TRANSIENT` unless its interstitials are sustained
+    (:func:`interstitials_sustained`): its rate then mixes Frenkel-pair formation with
+    migration. Edits ``report`` in place; returns the models flagged."""
+    if cfg.defect.kind != "vacancy":
+        return []
+    flagged = []
+    for model, mech in (report.get("mechanisms") or {}).items():
+        fit = (mech.get("defect_jump_arrhenius") or {}).get("interstitial")
+        if fit is None or interstitials_sustained(mech.get("by_T") or {}):
+            continue
+        for f in (fit, mech.get("interstitial_jump_arrhenius")):
+            if isinstance(f, dict) and FRENKEL_TRANSIENT not in (f.get("flags") or []):
+                f["flags"] = [*(f.get("flags") or []), FRENKEL_TRANSIENT]
+        flagged.append(model)
+    return flagged
+
+
+def transit_fractions(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Fraction of mobile ion-frames on no site, per model and temperature (K as text)."""
+    return {model: {T: float(r.get("transit_fraction", 0.0)) for T, r in (mech.get("by_T") or {}).items()}
+            for model, mech in (report.get("mechanisms") or {}).items()}
+
+
 def analyse(cfg: StudyConfig, sweep, cell: CellInfo, nebs: list[Path] | None = None) -> StudyAnalysis:
-    """D(T), σ, Arrhenius fits and hop classes of the sweep (:func:`ionmd.analysis.report.write_report`)."""
+    """D(T), σ, Arrhenius fits and hop classes of the sweep (:func:`ionmd.analysis.report.write_report`),
+    with the sites of the study's ``[sites]`` table (:func:`site_options`)."""
     from ionmd.analysis.report import write_report
 
     md_path, html_path = write_report(sweep.sweep_dir, species=cfg.mobile,
                                       charges=cfg.charges or None,
                                       reference=str(cell.perfect_data),
-                                      neb=[str(p) for p in nebs] if nebs else None)
+                                      neb=[str(p) for p in nebs] if nebs else None,
+                                      site_options=site_options(cfg, cell))
     report = json.loads((sweep.sweep_dir / "report.json").read_text())
+    notes = [f"{m}: interstitial jump-rate fit flagged {FRENKEL_TRANSIENT} (interstitials of a vacancy "
+             "study that form and recombine)" for m in flag_transient_interstitials(cfg, report)]
     return StudyAnalysis(report_md=md_path, report_html=html_path, report=report,
-                         hop_classes=hop_classes_of(report))
+                         hop_classes=hop_classes_of(report), notes=notes)
 
 
 def hop_classes_of(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -834,6 +925,7 @@ def study_summary(cfg: StudyConfig, analysis: StudyAnalysis, costs: dict[str, di
             "arrhenius_D": res.get("arrhenius"),
             "defect_jump_arrhenius": mech.get("defect_jump_arrhenius") or {},
             "mechanism_shares": mechanism_shares(mech) if mech else {},
+            "transit_fraction_by_T": transit_fractions(analysis.report).get(m.label, {}),
             "neb": nebs, "us_per_atom_step": cost.get("us_per_atom_step"), "cost": cost or None}
     refs = {}
     if references is not None:
@@ -843,8 +935,29 @@ def study_summary(cfg: StudyConfig, analysis: StudyAnalysis, costs: dict[str, di
                                    str(j.get("mechanism", "")))
             if hit is not None:
                 refs[key] = hit
-    return {"neb_columns": columns, "models": models, "reference": refs,
+    return {"neb_columns": columns, "models": models, "sites": sites_record(cfg), "reference": refs,
             "reference_source": references.source if references is not None else None}
+
+
+def sites_record(cfg: StudyConfig) -> dict[str, Any]:
+    """The site options of the analysis (``[sites]``), for ``study.json``."""
+    return asdict(cfg.sites) | {"voids": cfg.sites.voids}
+
+
+def sites_line(cfg: StudyConfig, analysis: StudyAnalysis) -> str:
+    """One header line: which sites the hops are counted between, and the ion-frames in transit."""
+    s = cfg.sites
+    what = ("lattice sites only (`[sites] interstitials = \"none\"`): an ion off every lattice site "
+            "is in transit" if not s.voids else "lattice sites and the largest voids (`interstitials = \"auto\"`)"
+            if s.interstitials == "auto" else f"lattice sites and {len(s.interstitials)} given interstitial "
+            "position(s) of the unit cell")
+    parts = []
+    for model, by_T in transit_fractions(analysis.report).items():
+        if by_T:
+            vals = [100 * v for v in by_T.values()]
+            temps = [float(t) for t in by_T]
+            parts.append(f"{model} {min(vals):.1f}-{max(vals):.1f}% ({min(temps):g}-{max(temps):g} K)")
+    return f"- Sites: {what}; ion-frames in transit: " + ("; ".join(parts) if parts else "–")
 
 
 def summary_table(summary: dict[str, Any]) -> list[str]:
@@ -861,7 +974,9 @@ def summary_table(summary: dict[str, Any]) -> list[str]:
             lo, hi = (fit.get("D300K_ci95_cm2_s") or [None, None])[:2]
             d300 = f"{fit['D300K_cm2_s']:.2e}" + (f" [{lo:.1e}, {hi:.1e}]" if lo is not None and hi is not None
                                                   else "")
-        jumps = "; ".join(f"{k}: {_pm(f)}" for k, f in (m.get("defect_jump_arrhenius") or {}).items()) or "–"
+        jumps = "; ".join(f"{k}: {_pm(f)}" + (f" ({FRENKEL_TRANSIENT})" if FRENKEL_TRANSIENT in (f.get("flags") or [])
+                                                else "")
+                          for k, f in (m.get("defect_jump_arrhenius") or {}).items()) or "–"
         nebs = []
         for c in columns:
             n = (m.get("neb") or {}).get(c)
@@ -937,7 +1052,9 @@ def write_study_report(cfg: StudyConfig, out: Path, cell: CellInfo, sweep,
     references = study_references(cfg)
     costs = study_costs(sweep.sweep_dir)
     summary = study_summary(cfg, analysis, costs, nebs, neb_results, references)
-    md = (_study_header(cfg, cell, sweep) + summary_table(summary)
+    header = _study_header(cfg, cell, sweep)
+    header.insert(len(header) - 1, sites_line(cfg, analysis))
+    md = (header + summary_table(summary)
           + hop_barrier_table(cfg, analysis, nebs, neb_results, references))
     md += [_rebase_images(body, str(rel))]
     md += ["## Flags: numbers not to be quoted", ""]
