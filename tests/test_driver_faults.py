@@ -582,3 +582,23 @@ def test_run_loop_reports_each_run_to_its_source_and_stops_a_run_on_interrupt(tm
     assert stopped.status == "interrupted" and stopped.history[-1]["status"] == "interrupted"
     assert _wait_gone(config.sweep_dir, 10.0) == []  # the (fake) LAMMPS child is gone
     assert not run_busy(config.sweep_dir / stopped.dir)  # and its lock released
+
+
+def test_progress_counts_failed_runs_queued_for_retry_as_waiting():
+    """A failed run queued by --retry-failed keeps status "failed" until it starts: it is
+    still left to do, so the progress line counts it as waiting and the ETA is not 0."""
+    from ionmd.driver.mpi_dispatch import _Progress
+    from ionmd.driver.sweepdir import RunRecord
+
+    runs = {f"lj/900K/seed{i}": RunRecord(id=f"lj/900K/seed{i}", model="lj", T_K=900.0, seed=i,
+                                           dir=f"lj/900K/seed{i}", status=s)
+            for i, s in enumerate(["done", "failed", "failed", "running"], start=1)}
+    lines: list[str] = []
+    progress = _Progress(lines.append, n_total=4, n_groups=1)
+    progress.walls.append(3600.0)  # one finished run took an hour
+    progress.report(runs, 2, force=True)  # the two failed runs are in the queue
+    assert "1/4 done, 1 running, 2 failed, 2 waiting; ETA 03:00:00" in lines[-1]
+    # Once the queue is empty and nothing runs, nothing is left.
+    runs["lj/900K/seed4"].status = "done"
+    progress.report(runs, 0, force=True)
+    assert lines[-1].endswith("0 waiting; ETA 00:00:00")

@@ -62,14 +62,20 @@ class _Progress:
     last: float = 0.0
     walls: list[float] = field(default_factory=list)
 
-    def report(self, runs: dict[str, RunRecord], force: bool = False, every_s: float = 10.0
-               ) -> None:
+    def report(self, runs: dict[str, RunRecord], n_queued: int, force: bool = False,
+               every_s: float = 10.0) -> None:
+        """Print one progress line (at most every ``every_s`` unless ``force``).
+
+        ``n_queued`` is the number of runs still in the queue: they are what is left
+        besides the running ones, whatever their recorded status (a failed run queued by
+        ``--retry-failed`` keeps status "failed" until it starts).
+        """
         now = time.time()
         if not force and now - self.last < every_s:
             return
         self.last = now
         counts = status_counts(list(runs.values()))
-        left = counts["pending"] + counts["running"] + counts["interrupted"]
+        left = n_queued + counts["running"]
         eta = "?"
         if self.walls and left:
             mean = sum(self.walls) / len(self.walls)
@@ -226,7 +232,7 @@ class _Dispatcher:
         runs = list(self.runs.values())
         write_index(self.config.sweep_dir, self.config.name, runs)
         summary = summarize(self.config, runs, skipped, time.time() - t0)
-        self.progress.report(self.runs, force=True)
+        self.progress.report(self.runs, len(self.queue), force=True)
         for r in runs:
             if r.status == "failed":
                 self.printer(f"[sweep] FAILED {r.id}: {r.error}")
@@ -274,7 +280,7 @@ class _Dispatcher:
     def _changed(self) -> None:
         self.dirty = False
         write_index(self.config.sweep_dir, self.config.name, list(self.runs.values()))
-        self.progress.report(self.runs, force=True)
+        self.progress.report(self.runs, len(self.queue), force=True)
 
     def next_run(self, finished: RunRecord | None) -> RunRecord | None:
         """Group 0's next run, after serving the other leaders; None when the queue is empty."""
@@ -296,7 +302,7 @@ class _Dispatcher:
         if self._serve() or self.dirty:
             self._changed()
         else:
-            self.progress.report(self.runs, every_s=self.progress_every_s)
+            self.progress.report(self.runs, len(self.queue), every_s=self.progress_every_s)
         time.sleep(POLL_S)
 
 
