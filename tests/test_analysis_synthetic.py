@@ -39,3 +39,14 @@ def test_not_bravais_or_absent_species_is_refused():
         HopLattice.of(honeycomb, "Li", (2, 2, 2))
     with pytest.raises(ValueError, match="has no Na atom"):
         HopLattice.of(unit_cell(), "Na")
+
+
+def test_a_supercell_with_one_mobile_atom_is_refused():
+    """One mobile atom has no neighbour to hop to: a clear error, not 0 hop vectors and D = nan."""
+    bcc_primitive = bulk("Fe", "bcc", a=2.87)  # one atom per cell
+    with pytest.raises(ValueError, match=r"supercell \(1, 1, 1\) of Fe has a single Fe atom.*larger repeat"):
+        HopLattice.of(bcc_primitive, "Fe", (1, 1, 1))
+    # A larger repeat gives the 8 bcc neighbours at a*sqrt(3)/2: D = rate * (3 a^2 / 4) / 6.
+    lat = HopLattice.of(bcc_primitive, "Fe", (3, 3, 3))
+    assert len(lat.hop_vectors_A) == 8
+    assert lat.D_A2_ps(1.0) == pytest.approx(0.75 * 2.87**2 / 6)

@@ -142,7 +142,8 @@ class HopLattice:
         Raises
         ------
         ValueError
-            ``structure`` has no ``mobile`` atom, or its ``mobile`` sites do not all have
+            ``structure`` has no ``mobile`` atom, the supercell has only one (no neighbour
+            to hop to: use a larger ``repeat``), or its ``mobile`` sites do not all have
             the same neighbour vectors (not a Bravais sublattice: the walk would not be the
             plain random walk whose D is :meth:`D_A2_ps`).
         """
@@ -151,6 +152,10 @@ class HopLattice:
         mob = np.flatnonzero(np.array(atoms.get_chemical_symbols()) == mobile)
         if len(mob) == 0:
             raise ValueError(f"the structure ({atoms.get_chemical_formula()}) has no {mobile} atom")
+        if len(mob) == 1:
+            raise ValueError(f"the supercell {repeat} of {structure.get_chemical_formula()} has a single "
+                             f"{mobile} atom: it has no {mobile} neighbour to hop to (no hop vectors, "
+                             "D undefined); use a larger repeat")
         frac = atoms.get_scaled_positions()[mob]
         shells = []
         for i in range(len(mob)):
