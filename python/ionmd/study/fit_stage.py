@@ -49,6 +49,7 @@ from typing import Any
 from ionmd.errors import InputError
 from ionmd.jsonfile import write_json_atomic
 from ionmd.settings_record import check_or_record
+from ionmd.tomlconfig import check_table, key_error
 
 FIT_RECORD = "fit.json"
 SPEC_RECORD = "fit_spec.json"
@@ -107,16 +108,11 @@ class FitSpec:
         from ionmd.models.fit import MACE_SIZES
 
         def fail(k: str, message: str) -> InputError:
-            return InputError(f"{path}: key '{key}.{k}': {message}" if k else
-                              f"{path}: key '{key}': {message}")
+            return key_error(path, f"{key}.{k}", message)
 
-        if not isinstance(table, dict):
-            raise fail("", f"expected a table, got {table!r}")
-        allowed = set(_SCALARS) | set(_TABLES)
+        check_table(path, table, set(_SCALARS) | set(_TABLES), key)
         spec = cls()
         for k, v in table.items():
-            if k not in allowed:
-                raise fail(k, f"unknown key (allowed: {', '.join(sorted(allowed))})")
             if k in _SCALARS:
                 want = _SCALARS[k]
                 if not isinstance(v, want) or (want is int and isinstance(v, bool)):
@@ -225,10 +221,6 @@ class StudyFit:
     export_max_force_error_eV_A: float
     wall_s: float
     flags: list[dict[str, str]] = field(default_factory=list)
-
-    def to_json(self) -> str:
-        """JSON text."""
-        return json.dumps(asdict(self), indent=2) + "\n"
 
 
 def _say(progress, fraction: float, text: str) -> None:
