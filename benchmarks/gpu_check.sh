@@ -163,13 +163,22 @@ else
       -DLAMMPS_DIR="$LAMMPS_CMAKE" "${CUDA_ARGS[@]}" "$@" >> "$OUTDIR/build.log" 2>&1
   }
   ok=0
+  build_rc=0
   if configure || { echo "[gpu_check.sh] configure failed; retrying with USE_SYSTEM_NVTX=ON" \
                     && rm -rf "$BUILD" && configure -DUSE_SYSTEM_NVTX=ON; }; then
-    if timeout "$BUILD_TIMEOUT_S" cmake --build "$BUILD" -j "$(getconf _NPROCESSORS_ONLN)" >> "$OUTDIR/build.log" 2>&1 \
-       && cmake --install "$BUILD" --prefix "$BUILD/install" >> "$OUTDIR/build.log" 2>&1; then
+    timeout "$BUILD_TIMEOUT_S" cmake --build "$BUILD" -j "$(getconf _NPROCESSORS_ONLN)" >> "$OUTDIR/build.log" 2>&1
+    build_rc=$?
+    if [ $build_rc = 0 ] && cmake --install "$BUILD" --prefix "$BUILD/install" >> "$OUTDIR/build.log" 2>&1; then
       ok=1
     fi
+  else
+    build_rc=configure
   fi
+  case $build_rc in
+    124) BUILD_ERROR="cmake --build stopped at --build-timeout-s $BUILD_TIMEOUT_S s" ;;
+    configure) BUILD_ERROR="cmake configure failed: $(grep -E -m3 -i 'error' "$OUTDIR/build.log" | cut -c1-300 | tr '\n' ' ')" ;;
+    *) BUILD_ERROR="build failed (exit $build_rc): $(grep -E -m3 -i 'error' "$OUTDIR/build.log" | cut -c1-300 | tr '\n' ' ')" ;;
+  esac
   LIBDIR="$BUILD/install/lib"
   if [ $ok = 1 ] && [ -f "$LIBDIR/ionmdplugin.so" ]; then
     export IONMD_PLUGIN="$LIBDIR/ionmdplugin.so"
@@ -177,8 +186,7 @@ else
     record build ok $((SECONDS - t0)) "" "plugin=$IONMD_PLUGIN" "torch_cmake_prefix=$TORCH_PREFIX" \
       "lammps_cmake=$LAMMPS_CMAKE" "$(grep -m1 'ionmd: torch' "$OUTDIR/build.log" | sed 's/^-- //;s/^/torch=/')"
   else
-    record build failed $((SECONDS - t0)) "$(grep -E -m3 -i 'error' "$OUTDIR/build.log" | cut -c1-300 | tr '\n' ' ')" \
-      "log=build.log"
+    record build failed $((SECONDS - t0)) "$BUILD_ERROR" "log=build.log"
   fi
 fi
 echo "[gpu_check.sh] build: $(cat "$OUTDIR/build.json" | tr -d '\n' | cut -c1-400)"
