@@ -34,6 +34,7 @@ from ase.data import atomic_numbers
 from ase.io import write
 
 from ionmd.errors import InputError, IonmdError
+from ionmd.jsonfile import write_json_atomic
 from ionmd.models.deepmd_data import write_deepmd_systems
 from ionmd.models.label import load_e0, read_frames
 
@@ -140,6 +141,10 @@ class FitResult:
     def to_json(self) -> str:
         """Return the result as a JSON string."""
         return json.dumps(asdict(self), indent=2)
+
+    def save_json(self, path: Path | str) -> None:
+        """Write the result to ``path`` (``fit.json``) atomically: a crash leaves the old file or the new one."""
+        write_json_atomic(path, asdict(self))
 
 
 def load_labelled(path: Path | str) -> list[Atoms]:
@@ -462,7 +467,7 @@ def fit_mace(
         from ionmd.models.foundation import describe_finetune
 
         result.finetune = describe_finetune(foundation, mh, replay, members[0].model)
-    (out / "fit.json").write_text(result.to_json() + "\n")
+    result.save_json(out / "fit.json")
     return result
 
 
@@ -736,7 +741,7 @@ def fit_deepmd(
         sel_info,
         [str(c) for c in starts] or None,
     )
-    (out / "fit.json").write_text(result.to_json() + "\n")
+    result.save_json(out / "fit.json")
     return result
 
 
