@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from ionmd.errors import InputError
-from ionmd.settings_record import check_or_record, differing_keys
+from ionmd.settings_record import check_or_record, differing_keys, with_defaults
 
 SETTINGS = {"name": "cu", "md": {"n_prod": 500, "temperatures_K": (1200.0, 1400.0), "dt_fs": 2.0},
             "model": Path("/m/model.pt"), "seeds": [1, 2]}
@@ -56,3 +56,40 @@ def test_differing_keys():
     assert differing_keys({"a": {"b": 1}}, {"a": 5}) == ["a"]
     assert differing_keys({"a": 1}, {"a": 1}) == []
     assert differing_keys([1], [2]) == ["(the whole record)"]
+
+
+# A study recorded before a defaulted key existed (the record lacks "md.thermostat" and
+# the whole "sites" table) against settings that now carry them.
+OLD_RECORD = {"name": "cu", "md": {"n_prod": 500, "dt_fs": 2.0}}
+DEFAULTS = {"md": {"thermostat": "nose-hoover", "dt_fs": 1.0}, "sites": {"interstitials": "none"}}
+NOW = {"name": "cu", "md": {"n_prod": 500, "dt_fs": 2.0, "thermostat": "nose-hoover"},
+       "sites": {"interstitials": "none"}}
+
+
+def test_a_new_key_left_at_its_default_resumes_an_older_record(tmp_path):
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(OLD_RECORD))
+    with pytest.raises(InputError, match=r"differs in: md.thermostat, sites"):  # without defaults
+        check_or_record(path, NOW, what="the study", hint="x")
+    assert check_or_record(path, NOW, what="the study", hint="x", defaults=DEFAULTS) is True
+    assert json.loads(path.read_text()) == NOW  # the record now holds the keys explicitly
+    assert check_or_record(path, NOW, what="the study", hint="x") is True
+
+
+@pytest.mark.parametrize("changed, key", [
+    ({"md": NOW["md"] | {"thermostat": "langevin"}}, "md.thermostat"),
+    ({"sites": {"interstitials": "auto"}}, "sites.interstitials"),
+    ({"md": NOW["md"] | {"dt_fs": 1.0}}, "md.dt_fs"),  # recorded 2.0: its default does not apply
+])
+def test_a_new_key_set_to_another_value_is_still_refused(tmp_path, changed, key):
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(OLD_RECORD))
+    with pytest.raises(InputError, match=rf"\(differs in: {key}\)"):
+        check_or_record(path, NOW | changed, what="the study", hint="x", defaults=DEFAULTS)
+    assert json.loads(path.read_text()) == OLD_RECORD  # a refusal leaves the record alone
+
+
+def test_with_defaults_fills_only_missing_keys():
+    assert with_defaults(OLD_RECORD, DEFAULTS) == NOW
+    assert with_defaults({"md": 3}, DEFAULTS) == {"md": 3, "sites": {"interstitials": "none"}}
+    assert OLD_RECORD == {"name": "cu", "md": {"n_prod": 500, "dt_fs": 2.0}}  # not modified

@@ -48,7 +48,28 @@ def differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix or "(the whole record)"]
 
 
-def check_or_record(path: str | Path, settings: Mapping[str, Any], *, what: str, hint: str) -> bool:
+def with_defaults(record: Any, defaults: Any) -> Any:
+    """``record`` with every key of ``defaults`` it lacks filled in, descending into tables.
+
+    A record written before a defaulted key existed then compares equal to settings that
+    leave that key at its default, and unequal to settings that set another value. Keys
+    the record holds are never changed; ``record`` itself is not modified.
+
+    Examples
+    --------
+    >>> with_defaults({"md": {"n_prod": 500}}, {"md": {"n_prod": 100, "thermostat": "nose-hoover"}})
+    {'md': {'n_prod': 500, 'thermostat': 'nose-hoover'}}
+    """
+    if not (isinstance(record, dict) and isinstance(defaults, dict)):
+        return record
+    filled = dict(record)
+    for key, default in defaults.items():
+        filled[key] = with_defaults(record[key], default) if key in record else default
+    return filled
+
+
+def check_or_record(path: str | Path, settings: Mapping[str, Any], *, what: str, hint: str,
+                    defaults: Mapping[str, Any] | None = None) -> bool:
     """Write ``settings`` to ``path``, or check them against the record already there.
 
     Parameters
@@ -61,6 +82,12 @@ def check_or_record(path: str | Path, settings: Mapping[str, Any], *, what: str,
         What the record belongs to, for the message (``"the study in /x"``, ``"this fit"``).
     hint
         What the user can do instead (``"choose another --out"``).
+    defaults
+        The default of each defaulted key, nested like ``settings`` (any subset of its
+        keys). A key absent from an existing record counts as holding its default there
+        (:func:`with_defaults`): a record made before the key existed resumes when the
+        key is left at its default, and is refused when it is set to another value. A
+        resume that needed a default rewrites the record with ``settings`` (then explicit).
 
     Returns
     -------
@@ -77,7 +104,8 @@ def check_or_record(path: str | Path, settings: Mapping[str, Any], *, what: str,
     path = Path(path)
     new = _as_json(settings)
     if path.is_file():
-        old = read_json(path, hint)
+        recorded = read_json(path, hint)
+        old = with_defaults(recorded, _as_json(defaults)) if defaults else recorded
         if old != new:
             keys = differing_keys(old, new)
             shown = ", ".join(keys[:_SHOWN_KEYS])
@@ -85,6 +113,8 @@ def check_or_record(path: str | Path, settings: Mapping[str, Any], *, what: str,
                 shown += f" and {len(keys) - _SHOWN_KEYS} more"
             raise InputError(f"{path}: {what} was made with other settings "
                              f"(differs in: {shown}); {hint}")
+        if recorded != new:  # equal only through the defaults: record them explicitly
+            write_json_atomic(path, new)
         return True
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, new)  # a crash never leaves half a record behind
