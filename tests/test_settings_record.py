@@ -93,3 +93,7 @@ def test_with_defaults_fills_only_missing_keys():
     assert with_defaults(OLD_RECORD, DEFAULTS) == NOW
     assert with_defaults({"md": 3}, DEFAULTS) == {"md": 3, "sites": {"interstitials": "none"}}
     assert OLD_RECORD == {"name": "cu", "md": {"n_prod": 500, "dt_fs": 2.0}}  # not modified
+    # defaults for a list of tables (the study's models) apply to each table in it
+    models = {"models": [{"name": "a"}, {"name": "b", "pair_repulsion": True}]}
+    assert with_defaults(models, {"models": {"pair_repulsion": False}}) == {
+        "models": [{"name": "a", "pair_repulsion": False}, {"name": "b", "pair_repulsion": True}]}

@@ -53,13 +53,16 @@ def with_defaults(record: Any, defaults: Any) -> Any:
 
     A record written before a defaulted key existed then compares equal to settings that
     leave that key at its default, and unequal to settings that set another value. Keys
-    the record holds are never changed; ``record`` itself is not modified.
+    the record holds are never changed; ``record`` itself is not modified. A table of
+    defaults given for a list of tables (``"models": {...}``) applies to each of them.
 
     Examples
     --------
     >>> with_defaults({"md": {"n_prod": 500}}, {"md": {"n_prod": 100, "thermostat": "nose-hoover"}})
     {'md': {'n_prod': 500, 'thermostat': 'nose-hoover'}}
     """
+    if isinstance(record, list) and isinstance(defaults, dict):
+        return [with_defaults(item, defaults) for item in record]
     if not (isinstance(record, dict) and isinstance(defaults, dict)):
         return record
     filled = dict(record)
