@@ -30,16 +30,10 @@ from ionmd.demo import DEMO_STUDIES, demo_study_file
 from ionmd.errors import InputError
 from ionmd.study.config import load_study_config
 from ionmd.study.cost import loop_times, model_cost
+from ionmd.study.md_stage import stage_priors_s
+from ionmd.study.neb_stage import ReferenceBarriers, classes_in_cell, load_reference_barriers
 from ionmd.study.pipeline import check_or_record_config
-from ionmd.study.stages import (
-    ReferenceBarriers,
-    classes_in_cell,
-    hop_barrier_table,
-    load_reference_barriers,
-    mechanism_shares,
-    stage_priors_s,
-    summary_table,
-)
+from ionmd.study.report_stage import hop_barrier_table, mechanism_shares, summary_table
 
 REPO = Path(__file__).resolve().parents[1]
 CHGNET_REFERENCE = REPO / "inputs" / "neb" / "chgnet_reference.json"

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from ionmd.errors import InputError
+from ionmd.study.cell_stage import CellInfo
 from ionmd.study.config import load_study_config
-from ionmd.study.stages import CellInfo, collect_flags, sweep_toml
+from ionmd.study.md_stage import sweep_toml
+from ionmd.study.report_stage import collect_flags
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -98,7 +98,11 @@ def test_study_report_shows_the_vacancy_hop_class_and_its_barrier(study_run):
     assert classes, "no hop class found"
     nn = [c for c in classes if abs(c["distance_A"] - A_CU_A / 2**0.5) < 0.1]
     assert nn, [c["label"] for c in classes]
-    assert all("interstitial" not in c["label"].lower() for c in classes)
+    # a vacancy study counts hops between lattice sites only ([sites] interstitials = "none")
+    assert all(c["from_kind"] == c["to_kind"] == "L" for c in classes), [c["label"] for c in classes]
+    assert study["summary"]["sites"]["interstitials"] == "none"
+    assert set(study["summary"]["models"]["eam"]["defect_jump_arrhenius"]) <= {"vacancy"}
+    assert set(study["summary"]["models"]["eam"]["transit_fraction_by_T"]) == {"1300.0", "1500.0"}
     assert study["neb"], "no NEB result"
     barrier = study["neb"][0]["barrier_forward_eV"]
     # Cu_u3.eam vacancy migration: 0.70 eV in tests/test_neb_eam.py's 3x3x3 cell

@@ -19,18 +19,16 @@ import pytest
 from test_analysis_mechanism_report import _vacancy_sweep
 
 from ionmd.errors import InputError
-from ionmd.study.config import load_study_config
-from ionmd.study.stages import (
+from ionmd.study.analysis_stage import (
     FRENKEL_TRANSIENT,
-    CellInfo,
     analyse,
-    collect_flags,
     flag_transient_interstitials,
     site_options,
-    study_summary,
-    summary_table,
     unit_to_cell_frac,
 )
+from ionmd.study.cell_stage import CellInfo
+from ionmd.study.config import load_study_config
+from ionmd.study.report_stage import collect_flags, study_summary, summary_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CIF = ROOT / "inputs" / "structures" / "li3n.cif"

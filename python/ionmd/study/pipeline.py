@@ -5,6 +5,11 @@ that uses the generic library (structures from :mod:`ionmd.driver.structure`, th
 sweep from :mod:`ionmd.driver`, diffusion, hop classes and the report from
 :mod:`ionmd.analysis`, barriers from :mod:`ionmd.neb`). The stages, in order:
 
+Each stage is a module: ``structure`` :mod:`ionmd.study.cell_stage`, ``fit`` and
+``md`` :mod:`ionmd.study.md_stage`, ``analysis`` :mod:`ionmd.study.analysis_stage`,
+``neb`` :mod:`ionmd.study.neb_stage`, ``report`` :mod:`ionmd.study.report_stage`
+(:mod:`ionmd.study.stages` re-exports their names).
+
 ``structure``
     The supercell of the given structure, with the requested point defect; writes
     ``structure/perfect.data`` (the reference lattice for the site analysis),
@@ -112,7 +117,11 @@ def run_study(cfg: StudyConfig, out: str | Path, n_ranks: int | None = None,
     KeyboardInterrupt
         Ctrl-C or SIGTERM; rerun with ``resume`` to continue.
     """
-    from ionmd.study import stages
+    from ionmd.study.analysis_stage import analyse
+    from ionmd.study.cell_stage import build_cell
+    from ionmd.study.md_stage import fit_models, run_md, stage_priors_s
+    from ionmd.study.neb_stage import run_hop_nebs
+    from ionmd.study.report_stage import write_study_report
 
     out = Path(out).resolve()
     n_ranks = n_ranks or default_ranks()
@@ -123,16 +132,16 @@ def run_study(cfg: StudyConfig, out: str | Path, n_ranks: int | None = None,
                          f"{cfg.md.ranks_per_run} ({cfg.path})")
     resumed = check_or_record_config(cfg, out, resume)
     t0 = time.time()
-    priors = stages.stage_priors_s(cfg, n_ranks)
+    priors = stage_priors_s(cfg, n_ranks)
     progress = progress or DemoProgress(priors, label="study")
     progress.priors_s = dict(priors)
     progress.message(f"ionmd study '{cfg.name}' in {out}{' (resuming)' if resumed else ''}")
     old = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         progress.start("structure", "building the cell")
-        cell = stages.build_cell(cfg, out / "structure")
+        cell = build_cell(cfg, out / "structure")
         progress.message(f"cell: {cell.summary()}")
-        priors = stages.stage_priors_s(cfg, n_ranks, cell.n_atoms)  # now with the cell's size
+        priors = stage_priors_s(cfg, n_ranks, cell.n_atoms)  # now with the cell's size
         progress.priors_s.update({k: v for k, v in priors.items() if k != "structure"})
         progress.message(f"expected about {format_hms(sum(priors.values()))} on an idle machine"
                          + ("" if all(m.eta_us_per_atom_step for m in cfg.models)
@@ -140,19 +149,19 @@ def run_study(cfg: StudyConfig, out: str | Path, n_ranks: int | None = None,
         progress.finish()
         progress.start("fit", "sampling, labelling, fitting and exporting the study's own model"
                        if any(m.fit is not None for m in cfg.models) else "nothing to fit")
-        stages.fit_models(cfg, out, progress)  # sets the path of each model with a fit table
+        fit_models(cfg, out, progress)  # sets the path of each model with a fit table
         progress.finish()
         progress.start("md", "starting the sweep")
-        sweep = stages.run_md(cfg, out, cell, n_ranks, progress)
+        sweep = run_md(cfg, out, cell, n_ranks, progress)
         progress.finish()
         progress.start("analysis", "diffusion, conductivity, hop classes")
-        analysis = stages.analyse(cfg, sweep, cell)
+        analysis = analyse(cfg, sweep, cell)
         progress.finish()
         progress.start("neb", "barriers of the hop classes seen in the MD")
-        nebs = stages.run_hop_nebs(cfg, out / "neb", cell, analysis, n_ranks, progress)
+        nebs = run_hop_nebs(cfg, out / "neb", cell, analysis, n_ranks, progress)
         progress.finish()
         progress.start("report", "writing report.md, report.html, study.json")
-        outcome = stages.write_study_report(cfg, out, cell, sweep, analysis, nebs)
+        outcome = write_study_report(cfg, out, cell, sweep, analysis, nebs)
         progress.finish()
     finally:
         signal.signal(signal.SIGTERM, old)

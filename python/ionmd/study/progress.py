@@ -2,7 +2,7 @@
 stage, items done / total, time left.
 
 The time left is the sum over the stages still to come of their expected wall time.
-Each stage starts from a prior (:func:`ionmd.study.stages.stage_priors_s`);
+Each stage starts from a prior (:func:`ionmd.study.md_stage.stage_priors_s`);
 once a stage has done part of its work, its estimate becomes the elapsed time scaled by
 work left / work done, and the ratio measured / prior also rescales the later stages
 (a loaded machine slows everything alike).
