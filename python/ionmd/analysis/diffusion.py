@@ -116,6 +116,7 @@ class DiffusionResult(Result):
     sigma_ci95_mS_cm: list[float] | None = None
     haven_ratio_ci95: list[float | None] | None = None
     haven_ratio_reason: str | None = None
+    ion_heterogeneity: float | None = None
 
     def add_flag(self, flag: str) -> None:
         """Add a machine-readable flag once."""
@@ -239,8 +240,13 @@ def excess_kurtosis(positions_A: np.ndarray, window: FitWindow, n_lags: int = 5,
 
 
 def _gls_fit(msd_A2: np.ndarray, n_frames: int, dt_ps: float, window: FitWindow, n_particles: int,
-             n_dim: int = 3, max_points: int = 40, kurtosis_A4: float = 0.0):
-    """GLS fit; returns (slope, slope error, intercept, lags, slope weights g with slope = g @ y)."""
+             n_dim: int = 3, max_points: int = 40, kurtosis_A4: float = 0.0,
+             ions: IonScale | None = None):
+    """GLS fit; returns (slope, slope error, intercept, lags, slope weights g with slope = g @ y).
+
+    ``ions`` (see :func:`ion_scale`) sets the scale of the Gaussian covariance term when the ions
+    differ: max(|slope|, chord slope) x sqrt(heterogeneity) instead of |slope|.
+    """
     lags = fit_lags(window, max_points)
     t = lags * dt_ps
     y = msd_A2[lags]
@@ -248,18 +254,70 @@ def _gls_fit(msd_A2: np.ndarray, n_frames: int, dt_ps: float, window: FitWindow,
     if not np.any(y > 0) or slope == 0.0:
         g = np.linalg.pinv(np.column_stack([t, np.ones_like(t)]))[0]
         return slope, 0.0, icpt, lags, g  # ions that do not move: D = 0 exactly
-    for _ in range(3 if kurtosis_A4 > 0 else 1):
+
+    def one_step_s2(s: float) -> float:  # per-axis one-frame variance = 2 D dt
+        scale = abs(s) if ions is None else max(abs(s), ions.chord_A2_ps) * np.sqrt(ions.heterogeneity)
+        return max(scale, 1e-300) / n_dim * dt_ps
+
+    for _ in range(3 if kurtosis_A4 > 0 or ions is not None else 1):
         # with K = 0 the covariance shape does not depend on D and one pass is exact
-        s2 = max(abs(slope), 1e-300) / n_dim * dt_ps  # per-axis one-frame variance = 2 D dt
-        cov = brownian_msd_covariance(lags, n_frames, s2, n_dim=n_dim, n_particles=n_particles,
+        cov = brownian_msd_covariance(lags, n_frames, one_step_s2(slope), n_dim=n_dim, n_particles=n_particles,
                                       kurtosis_A4=kurtosis_A4)
         p, pcov = gls_line(t, y, cov)
         slope = float(p[0])
-    s2 = max(abs(slope), 1e-300) / n_dim * dt_ps
+    s2 = one_step_s2(slope)
     cov = brownian_msd_covariance(lags, n_frames, s2, n_dim=n_dim, n_particles=n_particles,
                                   kurtosis_A4=kurtosis_A4)
     p, pcov = gls_line(t, y, cov)
     return float(p[0]), float(np.sqrt(pcov[0, 0])), float(p[1]), lags, gls_weights(t, cov)[0]
+
+
+@dataclass
+class IonScale:
+    """How far the ions differ: the mean chord slope and the heterogeneity of the per-ion slopes."""
+
+    chord_A2_ps: float
+    heterogeneity: float
+
+
+def ion_scale(positions_A: np.ndarray, window: FitWindow, dt_ps: float,
+              max_samples: int = 2_000_000) -> IonScale | None:
+    """Scale of the covariance model when ions differ (one interstitial among many, a few movers).
+
+    The covariance of the mean MSD is (1/N^2) sum_i Cov_i, and its Gaussian part grows with
+    sum_i D_i^2, not N D^2: one mover among N has N times the error of N equal movers. Per ion,
+    the chord slope c_i = (MSD_i(a) - MSD_i(a0)) / ((a - a0) dt) over the shortest diffusive lags
+    (a the window start, a0 = a / 4) estimates 6 D_i; its own sampling noise is removed by the
+    method of moments, E[c_i^2] = C_i^2 (1 + alpha) + beta K_i (alpha, beta from the covariance
+    model of the two lags, K_i the ion's excess fourth moment), so that equal ions with few hops
+    are not counted as unequal. Returns the mean chord (a floor for the covariance scale: a
+    walker whose MSD levels off inside the window still carries the error of its hops) and the
+    heterogeneity h = mean(C_i^2) / mean(c_i)^2 >= 1 (1: equal ions; N: one mover), or None when
+    the window starts at lag 1 or the ions do not move.
+    """
+    a = int(window.start)
+    a0 = max(1, a // 4)
+    n, n_ions, _ = positions_A.shape
+    if a - a0 < 1 or n_ions < 2:
+        return None
+    lags = np.array([a0, a])
+    pm = per_particle_msd(positions_A, lags).sum(axis=2)
+    c = (pm[:, 1] - pm[:, 0]) / ((a - a0) * dt_ps)
+    cbar = float(np.mean(c))
+    if not cbar > 0:
+        return None
+    stride = max(1, int(np.ceil((n - a0) * n_ions / max_samples)))
+    d = positions_A[a0::stride][: len(range(0, n - a0, stride))] - positions_A[0 : n - a0 : stride]
+    r2 = np.einsum("tid,tid->ti", d, d)
+    m2 = r2.mean(axis=0)
+    K = max(0.0, float(np.mean((r2 * r2).mean(axis=0) - (5.0 / 3.0) * m2 * m2)) / a0)
+    quad = brownian_msd_covariance(lags, n, 1.0, n_dim=3, n_particles=1)
+    lin = brownian_msd_covariance(lags, n, 0.0, n_dim=3, n_particles=1, kurtosis_A4=1.0)
+    u = np.array([-1.0, 1.0]) / ((a - a0) * dt_ps)
+    alpha = float(u @ quad @ u) * (dt_ps / 3.0) ** 2
+    beta = float(u @ lin @ u)
+    S2 = max(cbar**2, (float(np.mean(c * c)) - beta * K) / (1.0 + alpha))
+    return IonScale(cbar, S2 / cbar**2)
 
 
 def fit_slope(msd_A2: np.ndarray, n_frames: int, dt_ps: float, window: FitWindow,
@@ -380,8 +438,9 @@ def diffusion_from_msd(msd: MSDCurve, species: str, window: FitWindow | None = N
     elif not np.isfinite(window.loglog_slope):
         window.loglog_slope = _chord_slope(msd.msd_A2, window.start, window.end)
         window.diffusive = window.diffusive and is_diffusive_slope(window.loglog_slope)
+    ions = ion_scale(positions_A, window, dt_ps) if positions_A is not None else None
     slope, err_model, icpt, lags, g = _gls_fit(msd.msd_A2, msd.n_frames, dt_ps, window, msd.n_particles,
-                                               kurtosis_A4=kurtosis_A4)
+                                               kurtosis_A4=kurtosis_A4, ions=ions)
     per_ion = per_particle_msd(positions_A, lags) if positions_A is not None else None
     err_ions, n_ions = (_ion_slope_error(per_ion.sum(axis=2), g) if per_ion is not None
                         else (float("nan"), msd.n_particles))
@@ -420,6 +479,7 @@ def diffusion_from_msd(msd: MSDCurve, species: str, window: FitWindow | None = N
         D_axis_err_cm2_s=axis_err,
         D_axis_ci95_cm2_s=axis_ci,
         n_hops_est=estimated_hops(slope, dt_ps, kurtosis_A4, msd.n_particles, msd.n_frames),
+        ion_heterogeneity=ions.heterogeneity if ions is not None else None,
     )
     if not res.diffusive:
         res.add_flag("not-diffusive")
@@ -427,7 +487,7 @@ def diffusion_from_msd(msd: MSDCurve, species: str, window: FitWindow | None = N
         res.add_flag("too-few-hops")
     for nb in _window_neighbours(window, msd.n_frames):
         s_nb, e_nb, _, _, _ = _gls_fit(msd.msd_A2, msd.n_frames, dt_ps, nb, msd.n_particles,
-                                       kurtosis_A4=kurtosis_A4)
+                                       kurtosis_A4=kurtosis_A4, ions=ions)
         res.window_neighbours_D_cm2_s.append(s_nb * f)
         if abs(s_nb - slope) > 2.0 * np.hypot(err, e_nb):
             res.add_flag("window-sensitive")
