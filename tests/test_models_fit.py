@@ -327,3 +327,32 @@ def test_cli_fit_and_label_argument_errors(tmp_path):
         args = parser.parse_args(argv)
         with pytest.raises(InputError, match=message):
             args.func(args)
+
+
+def test_fit_mace_fast_preset_command_line(cu_labelled, tmp_path, monkeypatch):
+    """``--size fast``: small's recipe with max_ell 1 and 6 radial functions, as mace parses it."""
+    import subprocess as sp
+
+    from mace.tools import build_default_arg_parser
+
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return sp.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(sp, "run", fake_run)
+    for size in ("small", "fast"):
+        with pytest.raises(IonmdError, match="mace_run_train failed"):
+            fit_mace(cu_labelled, tmp_path / size, size=size)
+    small, fast = (build_default_arg_parser().parse_args(cmd[1:]) for cmd in calls)
+    assert (fast.max_ell, fast.num_radial_basis, fast.num_interactions) == (1, 6, 2)
+    assert (small.max_ell, small.num_radial_basis, small.num_interactions) == (2, 8, 2)
+    assert fast.hidden_irreps == small.hidden_irreps == "16x0e"
+    assert fast.r_max == small.r_max == 4.0
+    assert fast.correlation == small.correlation == 2
+    assert fast.pair_repulsion and fast.max_num_epochs == 60
+    assert fast.start_swa == 45  # stage two (mace dest start_swa) for the last quarter
+    differ = {k for k, v in vars(fast).items() if vars(small)[k] != v}
+    assert differ == {"max_ell", "num_radial_basis", "work_dir", "train_file", "valid_file",
+                      "max_num_epochs", "start_swa"}

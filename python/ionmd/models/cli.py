@@ -243,7 +243,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("family", choices=("mace", "deepmd"))
     p.add_argument("data", type=Path, help="labelled extended XYZ (from `ionmd label`)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output directory")
-    p.add_argument("--size", choices=("tiny", "small", "medium"), default="small")
+    p.add_argument(
+        "--size", choices=("tiny", "small", "medium", "fast"), default="small",
+        help="model size preset (fast: MACE only, max_ell 1 and 6 radial functions)",
+    )
     p.add_argument(
         "--foundation", type=Path, default=None,
         help="MACE checkpoint on disk to fine-tune from (multi-head by default; see --replay-data)"

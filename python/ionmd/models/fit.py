@@ -70,6 +70,19 @@ MACE_SIZES: dict[str, dict[str, str]] = {
         "MLP_irreps": "16x0e",
         "max_num_epochs": "300",
     },
+    # The cheap one per step: l <= 1 spherical harmonics on the edges (4 components
+    # instead of 9 for max_ell 2), 6 radial functions, scalar features throughout.
+    "fast": {
+        "hidden_irreps": "16x0e",
+        "r_max": "4.0",
+        "max_ell": "1",
+        "correlation": "2",
+        "num_radial_basis": "6",
+        "num_interactions": "2",
+        "radial_MLP": "[32, 32]",
+        "MLP_irreps": "16x0e",
+        "max_num_epochs": "60",
+    },
 }
 # DeePMD se_e2_a. "sel" is the floor of the per-type maximum neighbour count:
 # fit_deepmd derives sel from the data (derive_sel) and never goes below it.
@@ -270,8 +283,9 @@ def fit_mace(
         ``mace_stagetwo.model`` after a second stage (``stage_two``); ``fit.json``
         names the one evaluated.
     size
-        ``tiny``, ``small`` or ``medium`` (see ``MACE_SIZES``); ignored for the
-        architecture when ``foundation`` is given.
+        ``tiny``, ``small``, ``medium`` or ``fast`` (see ``MACE_SIZES``; ``fast``
+        is ``small`` with max_ell 1 and 6 radial functions, the cheaper step);
+        ignored for the architecture when ``foundation`` is given.
     foundation
         A mace-torch checkpoint to fine-tune from (mace's ``--foundation_model``).
     committee
