@@ -4,19 +4,23 @@ A small MACE model with random weights (built here, so that the AOTInductor
 compile stays under a minute) is exported as TorchScript and as ``.pt2``; LAMMPS
 must give the same energies, forces, per-atom energies and virials with both, to
 1e-10 in float64, on 1, 2 and 4 ranks (fold and ghost-shell graphs, ranks
-without atoms), and match mace's own calculator.
+without atoms), and match mace's own calculator. A package holds a graph with
+the virial and one without; short MD runs check that the pair style switches
+between them correctly (pressure on thermo steps only, forces on every step).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import time
 import zipfile
 
 import numpy as np
 import pytest
 from conftest import BUNDLED_MACE_CHECKPOINT, lif_interstitial, lif_small, lif_triclinic
-from lammps_runner import EV_PER_A3_TO_BAR, lower_triangular, run_lammps
+from lammps_runner import EV_PER_A3_TO_BAR, lower_triangular, run_lammps, write_data
 
 SPECIES = ["Li", "F"]
 
@@ -98,6 +102,71 @@ def test_pt2_equals_torchscript(structure, ranks, words, grid, small_models, tmp
     assert abs(a.energy_eV) > 1.0 and np.abs(a.forces_eV_A).max() > 1e-3  # a real test case
 
 
+def _md_run(atoms, model, workdir, ranks: int, thermo_every: int, steps: int = 6):
+    """(thermo rows [step, pe, pxx..pyz], forces by step [steps+1, n, 3]) of a short NVE run."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_data(atoms, workdir / "system.data", SPECIES)
+    (workdir / "in.md").write_text(
+        "units metal\natom_style atomic\nread_data system.data\n"
+        f"pair_style mlip/torch {model}\npair_coeff * * Li F\n"
+        "velocity all create 600 1 mom yes rot no\nfix 1 all nve\ntimestep 0.001\n"
+        "thermo_style custom step pe pxx pyy pzz pxy pxz pyz\n"
+        "thermo_modify format float %.16e\n"
+        f"thermo {thermo_every}\n"
+        "dump d all custom 1 forces.dump id fx fy fz\n"
+        "dump_modify d sort id format float %.16e\n"
+        f"run {steps}\n"
+        'print "THERMO_END"\n'
+    )
+    cmd = ["lmp", "-in", "in.md", "-log", "log.lammps"]
+    if ranks > 1:
+        cmd = ["mpirun", "-np", str(ranks), *cmd]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    rows = []
+    for line in proc.stdout.splitlines():
+        words = line.split()
+        if len(words) == 8 and words[0].isdigit():
+            with contextlib.suppress(ValueError):  # other 8-word lines of the log
+                rows.append([float(w) for w in words])
+    n = len(atoms)
+    lines = (workdir / "forces.dump").read_text().splitlines()
+    frames = [np.array([[float(w) for w in line.split()[1:]] for line in lines[k + 9:k + 9 + n]])
+              for k in range(0, len(lines), n + 9)]
+    return np.array(rows), np.array(frames)
+
+
+@pytest.mark.parametrize(("ranks", "thermo_every"), [(1, 1), (1, 3), (2, 4)])
+def test_pt2_md_virial_steps(ranks, thermo_every, small_models, tmp_path):
+    """Pressure only on thermo steps: the forces-only graph between them, the virial graph on them."""
+    _, ts, pt2, _, _ = small_models
+    atoms = lower_triangular(lif_interstitial())
+    thermo_a, forces_a = _md_run(atoms, ts, tmp_path / "ts", ranks, thermo_every)
+    thermo_b, forces_b = _md_run(atoms, pt2, tmp_path / "pt2", ranks, thermo_every)
+    assert thermo_a[:, 0].tolist() == list(range(0, 7, thermo_every)) + ([6] if 6 % thermo_every else [])
+    assert forces_a.shape == forces_b.shape == (7, len(atoms), 3)
+    assert np.abs(forces_a - forces_b).max() < 1e-10
+    assert np.abs(thermo_a[:, 1] - thermo_b[:, 1]).max() / len(atoms) < 1e-10
+    assert np.abs(thermo_a[:, 2:] - thermo_b[:, 2:]).max() < 1e-10 * EV_PER_A3_TO_BAR
+    assert np.abs(thermo_a[:, 2:]).max() > 1.0  # real pressures, not zeros from a graph without them
+
+
+def test_pt2_package_has_both_graphs(small_models):
+    """The forces-only graph equals the virial graph's energy and forces, and returns no virial."""
+    import torch
+
+    from ionmd.models import export_pt2
+
+    _, _, pt2, _, _ = small_models
+    args = export_pt2.example_inputs(9, 40, 2, torch.float64, seed=3)
+    full = export_pt2.load_package(pt2, export_pt2.MODEL_VIRIAL)(*args)
+    short = export_pt2.load_package(pt2, export_pt2.MODEL_FORCES)(*args)
+    assert len(full) == 4 and len(short) == 3
+    assert abs(float(full[1]) - float(short[1])) < 1e-12
+    assert torch.abs(full[2] - short[2]).max() < 1e-12 and torch.abs(full[2]).max() > 1e-3
+
+
 def test_pt2_matches_mace_calculator(small_models, tmp_path):
     from mace.calculators import MACECalculator
 
@@ -147,3 +216,28 @@ def test_training_checkpoint_named(tmp_path):
                      check=False)
     assert "MACE training checkpoint" in res.log and "convert it with `ionmd export" in res.log
     assert "corrupted" not in res.log
+
+
+def test_halo_export_keeps_exchange_ops(tmp_path):
+    """The halo module traces into an exported graph that keeps ionmd::halo_forward/halo_reverse.
+
+    Run in Python (index-copy exchange, no LAMMPS), on sizes other than the traced
+    ones, it equals the TorchScript-path halo module's energies and edge gradients.
+    """
+    import torch
+
+    from ionmd.models import export_pt2, mace_halo
+
+    model = torch.load(small_mace(tmp_path / "small.model"), weights_only=False)
+    program, _ = export_pt2.trace_halo(model, torch.float64)
+    ops = {str(node.target) for node in program.graph.nodes if "ionmd" in str(node.target)}
+    assert ops == {"ionmd.halo_forward.default", "ionmd.halo_reverse.default"}
+    eager = mace_halo.build_halo_module(export_pt2.rebuild_for_export(model))
+    args = export_pt2.halo_example_inputs(7, 3, 29, 2, torch.float64, seed=5)
+    node_energy, energy, grad = program.module()(*args)
+    vectors = args[1].clone().requires_grad_(True)
+    ref = eager(args[0], vectors, args[2], args[3])
+    (ref_grad,) = torch.autograd.grad(ref.sum(), [vectors])
+    assert torch.abs(node_energy - ref.detach()).max() < 1e-12
+    assert abs(float(energy) - float(ref.sum())) < 1e-12
+    assert torch.abs(grad - ref_grad).max() < 1e-12 and torch.abs(ref_grad).max() > 1e-3

@@ -1,10 +1,14 @@
 // AOTInductor back end: MACE packages written by `ionmd export --format pt2`.
 //
-// The package's graph (python/ionmd/models/export_pt2.py) is
+// The package's graphs (python/ionmd/models/export_pt2.py) take
 //   (positions [n,3], node_attrs [n,S], edge_index [2,E], shifts [E,3], energy_mask [n])
-//     -> (node_energy [n], energy [] float64, forces [n,3], virial [3,3])
-// and accepts n >= ionmd.min_atoms and E >= ionmd.min_edges; smaller inputs are
-// padded with a detached pair of dummy atoms whose energies are masked out.
+// and return
+//   "model":        (node_energy [n], energy [] float64, forces [n,3], virial [3,3])
+//   "model_forces": (node_energy [n], energy [] float64, forces [n,3])
+// (interface pt2-mace-2; pt2-mace-1 packages hold "model" only). The forces-only
+// graph runs on steps where LAMMPS asks for no virial. Both accept
+// n >= ionmd.min_atoms and E >= ionmd.min_edges; smaller inputs are padded with
+// a detached pair of dummy atoms whose energies are masked out.
 #include "model_backends.h"
 
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
@@ -68,9 +72,29 @@ std::string missing_cpu_isa(const std::string &isa)
   return "";
 }
 
-class Pt2MaceBackend : public ModelBackend {
+using Loader = torch::inductor::AOTIModelPackageLoader;
+
+// One graph of the package. The pair style calls it from one thread, so the
+// runner skips AOTInductor's thread synchronisation (run_single_threaded).
+std::unique_ptr<Loader> open_graph(const std::string &path, const std::string &name,
+                                   const Metadata &meta)
+{
+  try {
+    return std::make_unique<Loader>(path, name, /*run_single_threaded=*/true);
+  } catch (const std::exception &e) {
+    const auto *c10e = dynamic_cast<const c10::Error *>(&e);
+    std::string what = c10e ? c10e->what_without_backtrace() : e.what();
+    throw ModelError("'" + path + "': AOTInductor could not load the package's graph '" + name +
+                     "' (" + what.substr(0, what.find('\n')) + "); re-export it here with `" +
+                     reexport_command(meta, path) + "`");
+  }
+}
+
+// The metadata every MACE package records (family, species, cutoff, layers, dtype,
+// smallest input sizes).
+class Pt2Backend : public ModelBackend {
  public:
-  Pt2MaceBackend(const std::string &path, const torch::Device &device, const Metadata &meta) :
+  Pt2Backend(const std::string &path, const torch::Device &device, const Metadata &meta) :
       device_(device)
   {
     info_.path = path;
@@ -94,18 +118,26 @@ class Pt2MaceBackend : public ModelBackend {
       throw ModelError("'" + path + "': metadata dtype '" + dtype + "' is not float32 or float64");
     info_.dtype = dtype == "float32" ? torch::kFloat32 : torch::kFloat64;
     nspecies_ = static_cast<int64_t>(info_.species.size());
-    try {
-      loader_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path, "model");
-    } catch (const std::exception &e) {
-      const auto *c10e = dynamic_cast<const c10::Error *>(&e);
-      std::string what = c10e ? c10e->what_without_backtrace() : e.what();
-      throw ModelError("'" + path + "': AOTInductor could not load the package (" +
-                       what.substr(0, what.find('\n')) + "); re-export it here with `" +
-                       reexport_command(meta, path) + "`");
-    }
   }
 
   double ghost_reach() const override { return info_.cutoff * info_.num_layers; }
+
+ protected:
+  torch::Device device_;
+  int64_t nspecies_ = 0;
+  int64_t min_atoms_ = 2;
+  int64_t min_edges_ = 2;
+};
+
+class Pt2MaceBackend : public Pt2Backend {
+ public:
+  Pt2MaceBackend(const std::string &path, const torch::Device &device, const Metadata &meta,
+                 const std::string &interface) :
+      Pt2Backend(path, device, meta)
+  {
+    loader_ = open_graph(path, "model", meta);
+    if (interface == "pt2-mace-2") forces_loader_ = open_graph(path, "model_forces", meta);
+  }
 
   Evaluation evaluate(const AtomicSystem &s, const EvalRequest &req) override
   {
@@ -147,10 +179,16 @@ class Pt2MaceBackend : public ModelBackend {
         positions.to(fopt).contiguous(), node_attrs.to(fopt).contiguous(),
         edge_index.to(torch::TensorOptions().dtype(torch::kInt64).device(device_)).contiguous(),
         shifts.to(fopt).contiguous(), mask.to(fopt).contiguous()};
-    auto out = loader_->run(inputs);
-    if (out.size() != 4)
-      throw ModelError("'" + info_.path + "': the package returned " + std::to_string(out.size()) +
-                       " outputs, expected 4 (node energy, energy, forces, virial)");
+    // The forces-only graph when this step needs no virial (and the package has one).
+    const bool full = req.virial || !forces_loader_;
+    auto out = (full ? loader_ : forces_loader_)->run(inputs);
+    const size_t expected = full ? 4 : 3;
+    if (out.size() != expected)
+      throw ModelError("'" + info_.path + "': the package's graph '" +
+                       (full ? "model" : "model_forces") + "' returned " +
+                       std::to_string(out.size()) + " outputs, expected " +
+                       std::to_string(expected) + " (node energy, energy, forces" +
+                       (full ? ", virial)" : ")"));
 
     Evaluation ev;
     const auto cpu64 = torch::TensorOptions().dtype(torch::kFloat64).device(torch::kCPU);
@@ -162,11 +200,80 @@ class Pt2MaceBackend : public ModelBackend {
   }
 
  private:
-  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> loader_;
-  torch::Device device_;
-  int64_t nspecies_ = 0;
-  int64_t min_atoms_ = 2;
-  int64_t min_edges_ = 2;
+  std::unique_ptr<Loader> loader_;           // "model": energy, forces, virial
+  std::unique_ptr<Loader> forces_loader_;    // "model_forces" (pt2-mace-2), or null
+};
+
+// Halo packages (`ionmd export --halo --format pt2`, interface pt2-mace-halo-1):
+//   "model": (node_attrs [N,S], vectors [E,3], edge_index [2,E], ghost_atom [G])
+//              -> (local node energy [N-G], energy [] float64, dE/dvectors [E,3])
+// with ionmd::halo_forward / halo_reverse between layers, which travel through
+// LAMMPS communication while the pair style installs its HaloComm. The graph is
+// the TorchScript halo module's (same nodes, edges and scatter: halo_graph,
+// halo_scatter). N - G, G and E must be at least ionmd.min_local, min_ghosts and
+// min_edges, so smaller graphs are padded (see evaluate); padding nodes touch no
+// real node and their energies are not summed.
+class Pt2HaloBackend : public Pt2Backend {
+ public:
+  Pt2HaloBackend(const std::string &path, const torch::Device &device, const Metadata &meta) :
+      Pt2Backend(path, device, meta)
+  {
+    try {
+      info_.halo_width = std::stoi(require(meta, "ionmd.halo_width", path));
+      min_ghosts_ = std::stoll(get_or(meta, "ionmd.min_ghosts", "2"));
+      min_local_ = std::stoll(get_or(meta, "ionmd.min_local", "2"));
+    } catch (const std::logic_error &) {
+      throw ModelError("'" + path + "': unreadable halo_width or min_ghosts in its ionmd metadata");
+    }
+    info_.halo = true;
+    info_.atom_virial = true;
+    loader_ = open_graph(path, "model", meta);
+  }
+
+  Evaluation evaluate(const AtomicSystem &s, const EvalRequest &req) override
+  {
+    const auto fopt = torch::TensorOptions().dtype(info_.dtype).device(device_);
+    const auto iopt = torch::TensorOptions().dtype(torch::kInt64).device(device_);
+    const HaloGraph h = halo_graph(s);
+    auto node_species = h.node_species;
+    auto vectors = h.vectors;
+    auto edge_index = h.edge_index;
+    auto ghost_atom = h.ghost_atom;
+    const int64_t n_ghost = ghost_atom.size(0);
+    const int64_t n_loc = node_species.size(0) - n_ghost;    // the model's local nodes
+    if (n_loc < min_local_ || n_ghost < min_ghosts_ || h.nedges < min_edges_) {
+      // Padding: local nodes after the real ones, ghost nodes (ghost_atom -1) after the
+      // real ghosts, and edges from padding ghosts to padding locals beyond the cutoff.
+      const int64_t pl = std::max<int64_t>(2, min_local_ - n_loc);
+      const int64_t pg = std::max<int64_t>(2, min_ghosts_ - n_ghost);
+      const int64_t pe = std::max<int64_t>(2, min_edges_ - h.nedges);
+      auto zeros = [](int64_t k) { return torch::zeros({k}, torch::kInt64); };
+      node_species = torch::cat({node_species.narrow(0, 0, n_loc), zeros(pl),
+                                 node_species.narrow(0, n_loc, n_ghost), zeros(pg)});
+      ghost_atom = torch::cat({ghost_atom, torch::full({pg}, -1, torch::kInt64)});
+      edge_index = torch::where(edge_index >= n_loc, edge_index + pl, edge_index);
+      auto k = torch::arange(pe, torch::kInt64);
+      edge_index = torch::cat({edge_index, torch::stack({n_loc + pl + n_ghost + k % pg, n_loc + k % pl})}, 1);
+      auto far = torch::zeros({pe, 3}, torch::kFloat64);
+      far.select(1, 0).fill_(2.0 * info_.cutoff + 1.0);
+      vectors = torch::cat({vectors, far});
+    }
+    std::vector<torch::Tensor> inputs{
+        torch::one_hot(node_species, nspecies_).to(fopt).contiguous(), vectors.to(fopt).contiguous(),
+        edge_index.to(iopt).contiguous(), ghost_atom.to(iopt).contiguous()};
+    auto out = loader_->run(inputs);
+    if (out.size() != 3)
+      throw ModelError("'" + info_.path + "': the halo package returned " + std::to_string(out.size()) +
+                       " outputs, expected 3 (local node energy, energy, edge gradient)");
+    const auto cpu64 = torch::TensorOptions().dtype(torch::kFloat64).device(torch::kCPU);
+    auto local_energy = out[0].narrow(0, 0, s.nlocal).to(cpu64);
+    return halo_scatter(s, h, local_energy, out[2].narrow(0, 0, h.nedges), req);
+  }
+
+ private:
+  std::unique_ptr<Loader> loader_;
+  int64_t min_ghosts_ = 2;
+  int64_t min_local_ = 2;
 };
 
 }    // namespace
@@ -201,7 +308,13 @@ std::unique_ptr<ModelBackend> load_pt2_model(const std::string &path, const torc
       throw ModelError("'" + path + "' was compiled for CPUs with " + isa + ", but this CPU has no " +
                        missing + "; re-export it here with `" + reexport_command(meta, path) + "`");
   }
-  return std::make_unique<Pt2MaceBackend>(path, device, meta);
+  const std::string interface = get_or(meta, "ionmd.interface", "pt2-mace-1");
+  if (interface == "pt2-mace-halo-1") return std::make_unique<Pt2HaloBackend>(path, device, meta);
+  if (interface != "pt2-mace-1" && interface != "pt2-mace-2")
+    throw ModelError("'" + path + "': unknown .pt2 interface '" + interface +
+                     "' (this plugin reads pt2-mace-1, pt2-mace-2 and pt2-mace-halo-1); re-export "
+                     "it with `" + reexport_command(meta, path) + "`");
+  return std::make_unique<Pt2MaceBackend>(path, device, meta, interface);
 }
 
 }    // namespace ionmd

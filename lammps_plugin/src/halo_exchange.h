@@ -12,6 +12,17 @@
 // or a graph whose ghosts all image local atoms) ghost_atom[g] is the local row
 // that ghost g images, and the exchange is an index copy.
 //
+// A negative ghost_atom marks a padding node that images no atom: its rows are
+// zeros forward and its gradients are dropped.
+//
+// For graphs exported with torch.export / AOTInductor (`ionmd export --halo
+// --format pt2`), the same exchange is also registered as two plain ops with CPU
+// and Meta (shape) kernels and no C++ autograd, so that tracing keeps them as
+// graph nodes:
+//   halo_forward(Tensor local_feats [n_local, F], Tensor ghost_atom [n_ghost]) -> [n_local + n_ghost, F]
+//   halo_reverse(Tensor grads [n_local + n_ghost, F], Tensor ghost_atom [n_ghost]) -> [n_local, F]
+// ionmd.models.mace_halo links them for autograd (halo_reverse is halo_forward's backward).
+//
 // This library (libionmd_ops.so) does not depend on LAMMPS, so Python can load
 // it to script and verify halo models (torch.ops.load_library).
 #ifndef IONMD_HALO_EXCHANGE_H

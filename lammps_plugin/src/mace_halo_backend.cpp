@@ -53,59 +53,67 @@ HaloMaceBackend::HaloMaceBackend(torch::jit::Module module, const std::string &p
   nspecies_ = static_cast<int64_t>(info_.species.size());
 }
 
+HaloGraph halo_graph(const AtomicSystem &s)
+{
+  HaloGraph h;
+  // Edges: receiver = centre atom, sender = neighbor (LAMMPS indices).
+  h.nedges = s.folded || s.halo ? s.npairs_local : s.pair_i.size(0);
+  h.receiver = s.pair_i.narrow(0, 0, h.nedges);
+  h.sender = s.pair_j.narrow(0, 0, h.nedges);
+  // Nodes: fold = local atoms; shell = all atoms; halo = local atoms + the ghosts that
+  // send messages (ghost_atom lists their LAMMPS indices, in node order).
+  torch::Tensor sender_node;
+  if (s.folded) {
+    sender_node = s.owner.index_select(0, h.sender);
+    h.node_species = s.species.narrow(0, 0, s.nlocal);
+    h.ghost_atom = torch::zeros({0}, torch::kInt64);
+  } else if (s.halo) {
+    auto is_ghost = h.sender >= s.nlocal;
+    auto unique = torch::_unique(h.sender.masked_select(is_ghost), true, true);
+    h.ghost_atom = std::get<0>(unique);
+    sender_node = h.sender.masked_scatter(is_ghost, std::get<1>(unique) + s.nlocal);
+    h.node_species = torch::cat({s.species.narrow(0, 0, s.nlocal), s.species.index_select(0, h.ghost_atom)});
+  } else {
+    sender_node = h.sender;
+    h.node_species = s.species;
+    h.ghost_atom = torch::zeros({0}, torch::kInt64);
+  }
+  h.vectors = s.positions.index_select(0, h.receiver) - s.positions.index_select(0, h.sender);
+  h.edge_index = torch::stack({sender_node, h.receiver});
+  return h;
+}
+
+Evaluation halo_scatter(const AtomicSystem &s, const HaloGraph &h, const torch::Tensor &local_energy,
+                        const torch::Tensor &edge_grad, const EvalRequest &req)
+{
+  const auto cpu64 = torch::TensorOptions().dtype(torch::kFloat64).device(torch::kCPU);
+  auto g = edge_grad.defined() ? edge_grad.to(cpu64) : torch::zeros({h.nedges, 3}, cpu64);
+  Evaluation ev;
+  ev.energy = local_energy.to(cpu64).sum();
+  ev.forces = torch::zeros({s.nall, 3}, cpu64).index_add_(0, h.receiver, -g).index_add_(0, h.sender, g);
+  if (req.atom_energy) ev.atom_energy = local_energy.to(cpu64);
+  if (req.virial || req.atom_virial) {
+    auto w = -edge_voigt(h.vectors, g);    // [E, 6] eV
+    if (req.virial) ev.virial = w.sum(0);
+    if (req.atom_virial) {
+      auto half = 0.5 * w;
+      ev.atom_virial = torch::zeros({s.nall, 6}, cpu64).index_add_(0, h.receiver, half).index_add_(0, h.sender, half);
+    }
+  }
+  return ev;
+}
+
 Evaluation HaloMaceBackend::evaluate(const AtomicSystem &s, const EvalRequest &req)
 {
   const auto fopt = torch::TensorOptions().dtype(info_.dtype).device(device_);
   const auto iopt = torch::TensorOptions().dtype(torch::kInt64).device(device_);
-  const auto cpu64 = torch::TensorOptions().dtype(torch::kFloat64).device(torch::kCPU);
-
-  // Edges: receiver = centre atom, sender = neighbor (LAMMPS indices).
-  const int64_t nedges = s.folded || s.halo ? s.npairs_local : s.pair_i.size(0);
-  auto receiver = s.pair_i.narrow(0, 0, nedges);
-  auto sender = s.pair_j.narrow(0, 0, nedges);
-  // Nodes: fold = local atoms; shell = all atoms; halo = local atoms + the ghosts that
-  // send messages (ghost_atom lists their LAMMPS indices, in node order).
-  torch::Tensor sender_node, node_species, ghost_atom;
-  if (s.folded) {
-    sender_node = s.owner.index_select(0, sender);
-    node_species = s.species.narrow(0, 0, s.nlocal);
-    ghost_atom = torch::zeros({0}, torch::kInt64);
-  } else if (s.halo) {
-    auto is_ghost = sender >= s.nlocal;
-    auto unique = torch::_unique(sender.masked_select(is_ghost), true, true);
-    ghost_atom = std::get<0>(unique);
-    sender_node = sender.masked_scatter(is_ghost, std::get<1>(unique) + s.nlocal);
-    node_species = torch::cat({s.species.narrow(0, 0, s.nlocal), s.species.index_select(0, ghost_atom)});
-  } else {
-    sender_node = sender;
-    node_species = s.species;
-    ghost_atom = torch::zeros({0}, torch::kInt64);
-  }
-
-  auto v64 = s.positions.index_select(0, receiver) - s.positions.index_select(0, sender);
-  auto vectors = v64.to(fopt).requires_grad_(true);
-  auto node_attrs = torch::one_hot(node_species, nspecies_).to(fopt);
-  auto edge_index = torch::stack({sender_node, receiver}).to(iopt);
-
-  auto node_energy = module_.forward({node_attrs, vectors, edge_index, ghost_atom.to(iopt)}).toTensor();
+  const HaloGraph h = halo_graph(s);
+  auto vectors = h.vectors.to(fopt).requires_grad_(true);
+  auto node_attrs = torch::one_hot(h.node_species, nspecies_).to(fopt);
+  auto node_energy = module_.forward({node_attrs, vectors, h.edge_index.to(iopt), h.ghost_atom.to(iopt)}).toTensor();
   auto local_energy = node_energy.narrow(0, 0, s.nlocal).to(torch::kFloat64);
-  auto energy = local_energy.sum();
-  auto grads = torch::autograd::grad({energy}, {vectors}, {}, false, false, true);
-  auto g = grads[0].defined() ? grads[0].to(cpu64) : torch::zeros({nedges, 3}, cpu64);
-
-  Evaluation ev;
-  ev.energy = energy.detach().to(cpu64);
-  ev.forces = torch::zeros({s.nall, 3}, cpu64).index_add_(0, receiver, -g).index_add_(0, sender, g);
-  if (req.atom_energy) ev.atom_energy = local_energy.detach().to(cpu64);
-  if (req.virial || req.atom_virial) {
-    auto w = -edge_voigt(v64, g);    // [E, 6] eV
-    if (req.virial) ev.virial = w.sum(0);
-    if (req.atom_virial) {
-      auto half = 0.5 * w;
-      ev.atom_virial = torch::zeros({s.nall, 6}, cpu64).index_add_(0, receiver, half).index_add_(0, sender, half);
-    }
-  }
-  return ev;
+  auto grads = torch::autograd::grad({local_energy.sum()}, {vectors}, {}, false, false, true);
+  return halo_scatter(s, h, local_energy.detach(), grads[0], req);
 }
 
 }    // namespace ionmd

@@ -54,6 +54,22 @@ class HaloMaceBackend : public ModelBackend {
   int64_t nspecies_ = 0;
 };
 
+// The graph of a halo-exported model (mace_halo_backend.cpp): fold, halo or shell.
+struct HaloGraph {
+  int64_t nedges = 0;
+  torch::Tensor receiver, sender;    // [E] int64 LAMMPS indices (centre atom, neighbor)
+  torch::Tensor edge_index;          // [2, E] int64 node indices (sender, receiver)
+  torch::Tensor node_species;        // [N] int64 (local nodes, then ghost nodes)
+  torch::Tensor ghost_atom;          // [G] int64 LAMMPS index of each ghost node
+  torch::Tensor vectors;             // [E, 3] float64 x[receiver] - x[sender], Angstrom
+};
+HaloGraph halo_graph(const AtomicSystem &sys);
+
+// Energy, forces and virials from the local node energies ([nlocal]) and the
+// energy's gradient on each edge vector ([E, 3]; undefined = no edges).
+Evaluation halo_scatter(const AtomicSystem &sys, const HaloGraph &graph, const torch::Tensor &local_energy,
+                        const torch::Tensor &edge_grad, const EvalRequest &req);
+
 // MACE compiled by `ionmd export --format pt2` (AOTInductor package): the graph
 // computes node energies, the float64 energy, forces and the virial itself.
 std::unique_ptr<ModelBackend> load_pt2_model(const std::string &path, const torch::Device &device);

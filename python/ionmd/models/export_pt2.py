@@ -19,16 +19,28 @@ The package records, as AOTInductor metadata (flat string keys), the same model
 metadata as the TorchScript export plus the torch version and device type it was
 compiled for, which the plugin checks at load.
 
-Graph interface (all tensors of the model's dtype unless stated)::
+The package holds two compiled graphs of the same inputs (all tensors of the
+model's dtype unless stated)::
 
-    forward(positions [n, 3], node_attrs [n, S], edge_index [2, E] int64,
-            shifts [E, 3], energy_mask [n])
-      -> (node_energy [n], energy [] float64, forces [n, 3], virial [3, 3])
+    "model":        forward(positions [n, 3], node_attrs [n, S], edge_index [2, E] int64,
+                            shifts [E, 3], energy_mask [n])
+                      -> (node_energy [n], energy [] float64, forces [n, 3], virial [3, 3])
+    "model_forces": the same inputs -> (node_energy [n], energy [] float64, forces [n, 3])
+
+The plugin runs ``model_forces`` on steps where LAMMPS needs no virial (most MD
+steps) and ``model`` on the others: the strain derivative costs a part of the
+backward pass that an MD step without pressure output does not need.
 
 ``edge_index[0]`` is the sender, ``edge_index[1]`` the receiver (mace's order);
 the edge vector is ``positions[receiver] - positions[sender] + shifts``. The
 energy is ``sum(node_energy * energy_mask)`` accumulated in float64; forces and
 virial (``sum r f``, eV) are its derivatives.
+
+Halo packages (work in progress, interface ``pt2-mace-halo-1``): :func:`trace_halo`
+exports the halo module of :mod:`ionmd.models.mace_halo` with its exchange as the
+custom ops ``ionmd::halo_forward`` / ``halo_reverse``, which stay in the graph;
+``forward(node_attrs [N, S], vectors [E, 3], edge_index [2, E], ghost_atom [G])
+-> (local node energy [N - G], energy [] float64, dE/dvectors [E, 3])``.
 """
 
 from __future__ import annotations
@@ -48,6 +60,11 @@ from ionmd.errors import IonmdError
 MIN_ATOMS = 2
 MIN_EDGES = 2
 MAX_DIM = 1 << 30
+
+# Names of the two graphs in a package (see the module docstring). ``model`` is
+# AOTInductor's default name, so ``aoti_load_package(path)`` loads the full one.
+MODEL_VIRIAL = "model"
+MODEL_FORCES = "model_forces"
 
 # Inductor options: freeze the weights into the graph (constant folding at
 # compile time), no autotuning (it would multiply the compile time). AOTInductor
@@ -93,23 +110,32 @@ def rebuild_for_export(model):
 
 
 class EnergyForcesVirial:
-    """The function that is traced: mace node energies and their derivatives."""
+    """The function that is traced: mace node energies and their derivatives.
 
-    def __init__(self, model):
+    With ``virial=False`` the strain is left out and the function returns
+    (node_energy, energy, forces) only.
+    """
+
+    def __init__(self, model, virial: bool = True):
         self.model = model
+        self.virial = virial
 
     def __call__(self, positions, node_attrs, edge_index, shifts, energy_mask):
         import torch
 
         positions = positions.detach().requires_grad_(True)
-        strain = torch.zeros((3, 3), dtype=positions.dtype, device=positions.device,
-                             requires_grad=True)
         n = positions.shape[0]
+        if self.virial:
+            strain = torch.zeros((3, 3), dtype=positions.dtype, device=positions.device,
+                                 requires_grad=True)
+            strained, strained_shifts = positions + positions @ strain, shifts + shifts @ strain
+        else:
+            strained, strained_shifts = positions, shifts
         data = {
-            "positions": positions + positions @ strain,
+            "positions": strained,
             "node_attrs": node_attrs,
             "edge_index": edge_index,
-            "shifts": shifts + shifts @ strain,
+            "shifts": strained_shifts,
             "batch": torch.zeros(n, dtype=torch.long, device=positions.device),
             "ptr": torch.zeros(2, dtype=torch.long, device=positions.device),
             "head": torch.zeros(1, dtype=torch.long, device=positions.device),
@@ -118,8 +144,11 @@ class EnergyForcesVirial:
         out = self.model(data, training=False, compute_force=False)
         node_energy = out["node_energy"]
         energy = (node_energy * energy_mask).sum()
-        d_pos, d_strain = torch.autograd.grad(energy, [positions, strain])
         energy64 = (node_energy.detach().double() * energy_mask.double()).sum()
+        if not self.virial:
+            (d_pos,) = torch.autograd.grad(energy, [positions])
+            return node_energy.detach(), energy64, -d_pos
+        d_pos, d_strain = torch.autograd.grad(energy, [positions, strain])
         return node_energy.detach(), energy64, -d_pos, -d_strain
 
 
@@ -141,7 +170,7 @@ def example_inputs(n_atoms: int, n_edges: int, n_species: int, dtype, seed: int 
     )
 
 
-def trace_mace(model, dtype) -> tuple:
+def trace_mace(model, dtype, virial: bool = True) -> tuple:
     """``torch.export.ExportedProgram`` of :class:`EnergyForcesVirial`; returns (program, timings)."""
     import torch
     from torch.export import Dim
@@ -157,7 +186,7 @@ def trace_mace(model, dtype) -> tuple:
     with _python_spherical_harmonics(), torch.fx.experimental._config.patch(
         use_duck_shape=False
     ):
-        graph = make_fx(EnergyForcesVirial(rebuilt), tracing_mode="symbolic",
+        graph = make_fx(EnergyForcesVirial(rebuilt, virial), tracing_mode="symbolic",
                         _allow_non_fake_inputs=True)(*args)
     timings["make_fx_s"] = time.perf_counter() - t0
 
@@ -189,37 +218,45 @@ def package_metadata(meta: dict, dtype: str) -> dict[str, str]:
         "ionmd.source": str(meta.get("source", "CHECKPOINT.model")),
         "ionmd.torch_version": compiled_for()["torch_version"],
         "ionmd.device_type": compiled_for()["device_type"],
-        "ionmd.interface": "pt2-mace-1",
+        "ionmd.interface": "pt2-mace-2",
         "ionmd.min_atoms": str(MIN_ATOMS),
         "ionmd.min_edges": str(MIN_EDGES),
     }
     return flat
 
 
-def compile_package(program, out_file: Path, metadata: dict[str, str]) -> float:
-    """AOTInductor-compile ``program`` into ``out_file``; returns the seconds it took."""
+def compile_package(programs: dict, out_file: Path, metadata: dict[str, str]) -> float:
+    """AOTInductor-compile ``{name: program}`` into one package ``out_file``; returns the seconds."""
     import torch
+    from torch._inductor.package import package_aoti
 
-    options = dict(INDUCTOR_OPTIONS)
-    options["aot_inductor.metadata"] = metadata
     t0 = time.perf_counter()
-    torch._inductor.aoti_compile_and_package(program, package_path=str(out_file),
-                                             inductor_configs=options)
+    files = {}
+    for name, program in programs.items():
+        options = dict(INDUCTOR_OPTIONS)
+        options["aot_inductor.metadata"] = dict(metadata)
+        options["aot_inductor.package"] = True
+        args, kwargs = program.example_inputs
+        files[name] = torch._inductor.aot_compile(program.module(check_guards=False), args, kwargs,
+                                                  options=options)
+    package_aoti(str(out_file), files)
     return time.perf_counter() - t0
 
 
 def evaluate_package(runner, atoms, z: list[int], r_max: float, dtype, get_neighborhood):
-    """Energy (eV) and forces (eV/Å, float64 numpy) of a loaded package on a periodic structure."""
+    """(energy eV, forces eV/Å, virial eV or None) of a loaded package graph on a periodic structure.
+
+    Arrays are float64 numpy; the virial is None for the ``model_forces`` graph.
+    """
     import torch
 
     from ionmd.models.export import mace_graph
 
     data = mace_graph(atoms, r_max, z, dtype, get_neighborhood)
-    _, energy, forces, virial = runner(
-        data["positions"], data["node_attrs"], data["edge_index"], data["shifts"],
-        torch.ones(len(atoms), dtype=dtype),
-    )
-    return float(energy), forces.double().numpy(), virial.double().numpy()
+    out = runner(data["positions"], data["node_attrs"], data["edge_index"], data["shifts"],
+                 torch.ones(len(atoms), dtype=dtype))
+    virial = out[3].double().numpy() if len(out) > 3 else None
+    return float(out[1]), out[2].double().numpy(), virial
 
 
 def build_pt2(model, meta: dict, dtype: str, tmp_dir: Path) -> tuple[Path, dict]:
@@ -227,21 +264,25 @@ def build_pt2(model, meta: dict, dtype: str, tmp_dir: Path) -> tuple[Path, dict]
     import torch
 
     tdtype = torch.float32 if dtype == "float32" else torch.float64
-    program, timings = trace_mace(model, tdtype)
+    programs, timings = {}, {}
+    for name, virial in ((MODEL_VIRIAL, True), (MODEL_FORCES, False)):
+        programs[name], t = trace_mace(model, tdtype, virial)
+        for key, seconds in t.items():
+            timings[key] = timings.get(key, 0.0) + seconds
     out_file = Path(tmp_dir) / "model.pt2"
-    timings["compile_s"] = compile_package(program, out_file, package_metadata(meta, dtype))
+    timings["compile_s"] = compile_package(programs, out_file, package_metadata(meta, dtype))
     return out_file, timings
 
 
-def load_package(path: Path):
-    """The callable of a ``.pt2`` package (``torch._inductor.aoti_load_package``)."""
-    import torch
+def load_package(path: Path, name: str = MODEL_VIRIAL):
+    """The callable of one graph of a ``.pt2`` package (:data:`MODEL_VIRIAL` or :data:`MODEL_FORCES`)."""
+    from torch._inductor.package import load_package as aoti_load
 
-    return torch._inductor.aoti_load_package(str(path))
+    return aoti_load(str(path), name)
 
 
 def verify_pt2(pt2: Path, original, atoms, z, r_max, dtype: str, get_neighborhood) -> tuple:
-    """(energy error eV/atom, force error eV/Å) of the package against eager mace in float64."""
+    """(energy error eV/atom, force error eV/Å) of both package graphs against eager mace in float64."""
     import torch
 
     from ionmd.models.export import mace_graph
@@ -252,7 +293,106 @@ def verify_pt2(pt2: Path, original, atoms, z, r_max, dtype: str, get_neighborhoo
     e_ref = float(ref["energy"].detach().sum())
     f_ref = ref["forces"].detach().numpy()
     tdtype = torch.float32 if dtype == "float32" else torch.float64
-    e, f, _ = evaluate_package(load_package(pt2), atoms, z, r_max, tdtype, get_neighborhood)
-    return abs(e - e_ref) / len(atoms), float(np.abs(f - f_ref).max())
+    de = df = 0.0
+    for name in (MODEL_VIRIAL, MODEL_FORCES):
+        e, f, _ = evaluate_package(load_package(pt2, name), atoms, z, r_max, tdtype,
+                                   get_neighborhood)
+        de = max(de, abs(e - e_ref) / len(atoms))
+        df = max(df, float(np.abs(f - f_ref).max()))
+    return de, df
 
 
+
+
+# --------------------------------------------------------------------------------------
+# Halo packages (``ionmd export --halo --format pt2``).
+
+# Halo graphs: at least this many local and ghost nodes (the plugin pads smaller ones).
+MIN_GHOSTS = 2
+MIN_LOCAL = 2
+
+
+class HaloEnergyGrad:
+    """The traced halo function: local node energies, their float64 sum and dE/d(edge vectors)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self, node_attrs, vectors, edge_index, ghost_atom):
+        import torch
+
+        vectors = vectors.detach().requires_grad_(True)
+        node_energy = self.module(node_attrs, vectors, edge_index, ghost_atom)
+        (grad,) = torch.autograd.grad(node_energy.sum(), [vectors])
+        return node_energy.detach(), node_energy.detach().double().sum(), grad
+
+
+def halo_example_inputs(n_local: int, n_ghosts: int, n_edges: int, n_species: int, dtype,
+                        seed: int = 0):
+    """Random inputs of the halo interface; ghosts image local rows (index-copy exchange)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    n = n_local + n_ghosts
+    species = torch.arange(n) % n_species
+    receiver = torch.randint(0, n_local, (n_edges,), generator=g)
+    sender = (receiver + 1 + torch.randint(0, n - 1, (n_edges,), generator=g)) % n
+    vectors = (torch.rand((n_edges, 3), generator=g, dtype=torch.float64) - 0.5) * 5.0
+    return (
+        torch.nn.functional.one_hot(species, n_species).to(dtype),
+        vectors.to(dtype),
+        torch.stack([sender, receiver]),
+        torch.randint(0, n_local, (n_ghosts,), generator=g),
+    )
+
+
+def trace_halo(model, dtype, head: str | None = None) -> tuple:
+    """``torch.export.ExportedProgram`` of :class:`HaloEnergyGrad`; returns (program, timings)."""
+    import torch
+    from torch.export import Dim
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from ionmd.models import mace_halo
+
+    rebuilt = rebuild_for_export(model).to(dtype)
+    module = mace_halo.build_halo_module(rebuilt, head, exported=True)
+    n_species = int(len(model.atomic_numbers))
+    args = halo_example_inputs(9, 4, 37, n_species, dtype)
+    timings = {}
+    t0 = time.perf_counter()
+    with _python_spherical_harmonics(), torch.fx.experimental._config.patch(
+        use_duck_shape=False
+    ):
+        graph = make_fx(HaloEnergyGrad(module), tracing_mode="symbolic",
+                        _allow_non_fake_inputs=True)(*args)
+    timings["make_fx_s"] = time.perf_counter() - t0
+    nodes = Dim("n_nodes", min=MIN_LOCAL + MIN_GHOSTS, max=MAX_DIM)
+    edges = Dim("n_edges", min=MIN_EDGES, max=MAX_DIM)
+    ghosts = Dim("n_ghosts", min=MIN_GHOSTS, max=MAX_DIM - MIN_LOCAL)
+    shapes = ({0: nodes}, {0: edges}, {1: edges}, {0: ghosts})
+    t0 = time.perf_counter()
+    program = torch.export.export(graph, args, dynamic_shapes=shapes, strict=False)
+    timings["export_s"] = time.perf_counter() - t0
+    return program, timings
+
+
+def build_halo_pt2(model, meta: dict, dtype: str, tmp_dir: Path,
+                   head: str | None = None) -> tuple[Path, dict]:
+    """Trace and compile the halo module of ``model`` into ``tmp_dir/model.pt2``; (path, timings).
+
+    Not yet wired into ``ionmd export --halo --format pt2``: the plugin's halo
+    ``.pt2`` back end (interface ``pt2-mace-halo-1``) is not yet checked in LAMMPS.
+    """
+    import torch
+
+    from ionmd.models import mace_halo
+
+    tdtype = torch.float32 if dtype == "float32" else torch.float64
+    program, timings = trace_halo(model, tdtype, head)
+    flat = package_metadata(meta, dtype)
+    flat.update({"ionmd.interface": "pt2-mace-halo-1", "ionmd.halo": "1",
+                 "ionmd.halo_width": str(mace_halo.exchange_width(model)),
+                 "ionmd.min_local": str(MIN_LOCAL), "ionmd.min_ghosts": str(MIN_GHOSTS)})
+    out_file = Path(tmp_dir) / "model.pt2"
+    timings["compile_s"] = compile_package({MODEL_VIRIAL: program}, out_file, flat)
+    return out_file, timings

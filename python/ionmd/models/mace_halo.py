@@ -89,7 +89,7 @@ def check_mace_internals(model) -> None:
 
 def _with_zero_row(x: torch.Tensor) -> torch.Tensor:
     """``x`` with one row of zeros appended (a stand-in row for empty ranks)."""
-    return torch.cat([x, torch.zeros([1] + x.shape[1:], dtype=x.dtype, device=x.device)], 0)
+    return torch.cat([x, x.new_zeros([1] + list(x.shape[1:]))], 0)
 
 
 @compile_mode("script")
@@ -101,12 +101,49 @@ class NoPairRepulsion(torch.nn.Module):
         return torch.zeros(node_attrs.shape[0], dtype=lengths.dtype, device=lengths.device)
 
 
+_EXPORTED_OPS_LINKED = False
+
+
+def link_exported_ops() -> None:
+    """Make ``ionmd::halo_reverse`` the autograd backward of ``ionmd::halo_forward``.
+
+    The two ops (``libionmd_ops.so``) are the halo exchange without C++ autograd,
+    for ``torch.export``: tracing forces through this link keeps both as graph
+    nodes, which AOTInductor calls at run time (through LAMMPS communication in
+    the plugin). Idempotent.
+    """
+    global _EXPORTED_OPS_LINKED
+    load_ops_library()
+    if _EXPORTED_OPS_LINKED:
+        return
+    if not hasattr(torch.ops.ionmd, "halo_forward"):
+        raise IonmdError("libionmd_ops.so has no ionmd::halo_forward (an older build); rebuild ionmd "
+                         "with `pip install --no-build-isolation -e .`")
+
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[1])
+
+    def backward(ctx, grad):
+        (ghost_atom,) = ctx.saved_tensors
+        return torch.ops.ionmd.halo_reverse(grad, ghost_atom), None
+
+    torch.library.register_autograd("ionmd::halo_forward", backward, setup_context=setup_context)
+    _EXPORTED_OPS_LINKED = True
+
+
 @compile_mode("script")
 class HaloMACE(torch.nn.Module):
-    """A mace-torch model's blocks, run layer by layer with a halo exchange in between."""
+    """A mace-torch model's blocks, run layer by layer with a halo exchange in between.
 
-    def __init__(self, mace_model, head_index: int, width: int):
+    ``exported=True`` builds the module for ``torch.export`` (``--format pt2``): the
+    exchange is ``ionmd::halo_forward`` (see :func:`link_exported_ops`), and the
+    product blocks always see one extra zero row, so that a rank without atoms
+    needs no branch on the number of local nodes.
+    """
+
+    def __init__(self, mace_model, head_index: int, width: int, exported: bool = False):
         super().__init__()
+        self.exported = exported
         self.atomic_energies_fn = mace_model.atomic_energies_fn
         self.node_embedding = mace_model.node_embedding
         self.spherical_harmonics = mace_model.spherical_harmonics
@@ -145,7 +182,9 @@ class HaloMACE(torch.nn.Module):
         node_es = [pair[:n_local]]
         layer_feats: List[torch.Tensor] = []  # noqa: UP006
         for i, (interaction, product) in enumerate(zip(self.interactions, self.products)):  # noqa: B905
-            if i > 0:
+            if i > 0 and self.exported:
+                node_feats = torch.ops.ionmd.halo_forward(node_feats, ghost_atom)
+            elif i > 0:
                 node_feats = torch.ops.ionmd.halo_exchange(node_feats, ghost_atom)
             node_feats, sc = interaction(
                 node_attrs=node_attrs, node_feats=node_feats, edge_attrs=edge_attrs,
@@ -154,7 +193,7 @@ class HaloMACE(torch.nn.Module):
             feats, attrs = node_feats[:n_local], local_attrs
             if sc is not None:
                 sc = sc[:n_local]
-            if n_local == 0:  # a rank without atoms: mace's contraction cannot reshape zero rows
+            if self.exported or n_local == 0:  # mace's contraction cannot reshape zero rows
                 feats, attrs = _with_zero_row(feats), _with_zero_row(attrs)
                 if sc is not None:
                     sc = _with_zero_row(sc)
@@ -168,13 +207,19 @@ class HaloMACE(torch.nn.Module):
         return node_e0.to(inter.dtype) + inter
 
 
-def build_halo_module(model, head: str | None = None) -> HaloMACE:
-    """Wrap a mace-torch ``MACE``/``ScaleShiftMACE`` in the halo-exchange forward (not scripted)."""
+def build_halo_module(model, head: str | None = None, exported: bool = False) -> HaloMACE:
+    """Wrap a mace-torch ``MACE``/``ScaleShiftMACE`` in the halo-exchange forward (not scripted).
+
+    ``exported=True``: the form that ``torch.export`` traces (:class:`HaloMACE`).
+    """
     check_mace_internals(model)
-    load_ops_library()
+    if exported:
+        link_exported_ops()
+    else:
+        load_ops_library()
     heads = list(getattr(model, "heads", None) or [None])
     head_index = heads.index(head) if head is not None else len(heads) - 1
-    module = HaloMACE(model, head_index, exchange_width(model))
+    module = HaloMACE(model, head_index, exchange_width(model), exported)
     for param in module.parameters():  # forces need gradients on edge vectors only
         param.requires_grad_(False)
     return module
