@@ -69,7 +69,7 @@ def _table(md: str, title: str) -> tuple[list[str], list[list[str]]]:
 
 
 def _ea(cell: str) -> tuple[float, float] | None:
-    m = re.fullmatch(r"(-?\d+\.\d+) ± (\d+\.\d+)", cell)
+    m = re.fullmatch(r"(-?\d+\.\d+) ± (\d+\.\d+)( \(flagged: [^)]+\))?", cell)
     return (float(m[1]), float(m[2])) if m else None
 
 
@@ -303,7 +303,8 @@ def test_summary_table_rows_from_the_summary_record():
                    "title": "MACE", "file": "/m/lif_mace.pt", "training": {"n_train": 300, "n_valid": 5,
                                                                           "n_test": 6},
                    "arrhenius_D": {"Ea_eV": 0.063, "Ea_ci95_eV": [-0.137, 0.263],
-                                   "D300K_cm2_s": 8.87e-7, "D300K_ci95_cm2_s": [7e-9, 1.1e-4]},
+                                   "D300K_cm2_s": 8.87e-7, "D300K_ci95_cm2_s": [7e-9, 1.1e-4],
+                                   "flags": ["from-flagged-points", "extrapolation-far"]},
                    "defect_jump_arrhenius": {"interstitial": {"Ea_eV": 0.142, "Ea_ci95_eV": [-0.003, 0.287]}},
                    "mechanism_shares": {"interstitial": {"n": 57, "interstitialcy": {"count": 53, "share": 53 / 57},
                                                          "direct_interstitial": {"count": 4, "share": 4 / 57}}},
@@ -316,6 +317,9 @@ def test_summary_table_rows_from_the_summary_record():
     mace = dict(zip(head, rows[0], strict=True))
     assert mace["model"] == "MACE (lif_mace.pt)" and mace["training set"].startswith("300 (+5 valid")
     assert _ea(mace["Ea from D ± 95% (eV)"]) == (0.063, 0.2)
+    # a flagged number never reads as a result: its flags stand beside it
+    assert mace["Ea from D ± 95% (eV)"].endswith("(flagged: from-flagged-points, extrapolation-far)")
+    assert mace["D(300 K) (cm²/s) [95% CI]"].endswith("(flagged: from-flagged-points, extrapolation-far)")
     assert mace["Ea from defect jump rate ± 95% (eV)"] == "interstitial: 0.142 ± 0.145"
     assert mace["NEB knockoff (eV)"] == "0.150" and mace["NEB direct (eV)"] == "no barrier (see flags)"
     assert "interstitialcy 0.93 (53 of 57)" in mace["share of defect moves"]

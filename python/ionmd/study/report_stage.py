@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ionmd.study.analysis_stage import FRENKEL_TRANSIENT, StudyAnalysis, transit_fractions
+from ionmd.study.analysis_stage import StudyAnalysis, transit_fractions
 from ionmd.study.cell_stage import CellInfo
 from ionmd.study.config import StudyConfig
 from ionmd.study.md_stage import fit_records
@@ -347,6 +347,11 @@ def sites_line(cfg: StudyConfig, analysis: StudyAnalysis) -> str:
     return f"- Sites: {what}; ion-frames in transit: " + ("; ".join(parts) if parts else "–")
 
 
+def _with_flags(text: str, flags: list[str] | None) -> str:
+    """``text`` with the names of its flags, so that no flagged number reads as a result."""
+    return f"{text} (flagged: {', '.join(flags)})" if flags and text != "–" else text
+
+
 def summary_table(summary: dict[str, Any]) -> list[str]:
     """Markdown: one row per model (and one for the reference barriers) of the main numbers."""
     columns = summary["neb_columns"]
@@ -359,10 +364,10 @@ def summary_table(summary: dict[str, Any]) -> list[str]:
         d300 = "–"
         if fit.get("D300K_cm2_s") is not None:
             lo, hi = (fit.get("D300K_ci95_cm2_s") or [None, None])[:2]
-            d300 = f"{fit['D300K_cm2_s']:.2e}" + (f" [{lo:.1e}, {hi:.1e}]" if lo is not None and hi is not None
-                                                  else "")
-        jumps = "; ".join(f"{k}: {_pm(f)}" + (f" ({FRENKEL_TRANSIENT})" if FRENKEL_TRANSIENT in (f.get("flags") or [])
-                                                else "")
+            d300 = _with_flags(f"{fit['D300K_cm2_s']:.2e}" + (f" [{lo:.1e}, {hi:.1e}]"
+                                                              if lo is not None and hi is not None else ""),
+                               fit.get("flags"))
+        jumps = "; ".join(f"{k}: " + _with_flags(_pm(f), f.get("flags"))
                           for k, f in (m.get("defect_jump_arrhenius") or {}).items()) or "–"
         nebs = []
         for c in columns:
@@ -372,10 +377,11 @@ def summary_table(summary: dict[str, Any]) -> list[str]:
             elif n["barrier_eV"] is None:
                 nebs.append("no barrier (see flags)")
             else:
-                nebs.append(f"{n['barrier_eV']:.3f}" + (" (flagged)" if n["flags"] else ""))
+                nebs.append(_with_flags(f"{n['barrier_eV']:.3f}", n["flags"]))
         cost = m.get("us_per_atom_step")
         name = m["title"] + (f" ({Path(m['file']).name})" if m.get("file") else "")
-        rows.append([name, training_text(m.get("training")), _pm(fit), jumps, d300, *nebs,
+        ea_d = _with_flags(_pm(fit), fit.get("flags")) if fit else "–"
+        rows.append([name, training_text(m.get("training")), ea_d, jumps, d300, *nebs,
                      _shares_text(m.get("mechanism_shares") or {}),
                      f"{cost:.0f}" if cost else "–"])
     if summary.get("reference"):
