@@ -72,3 +72,24 @@ def max_displacement_A(a: Atoms, b: Atoms) -> float:
 def rms_distance_A(a: Atoms, b: Atoms) -> float:
     """Root of the summed squared minimum-image displacements (Å): the path-length scale."""
     return float(np.sqrt(np.sum(minimum_image_A(b.positions - a.positions, a.cell.array) ** 2)))
+
+
+HOST_TOL_A = 1e-6
+"""Atoms displaced less than this (Å) between two end points are the shared host."""
+
+
+def on_relaxed_host(initial: Atoms, final: Atoms, relaxed_initial: Atoms) -> Atoms:
+    """``final`` with its host atoms (those where ``initial`` and ``final`` agree) put where ``relaxed_initial`` has them.
+
+    The atoms that move in the hop keep their ``final`` positions. Relaxing this instead of
+    ``final`` keeps both end points in one variant of the host: when the model's host is
+    unstable (e.g. a layer that buckles), two end points relaxed separately from the ideal
+    host can pick different variants, and the band between them then includes the host's
+    change of variant, not just the hop.
+    """
+    d = np.linalg.norm(minimum_image_A(final.positions - initial.positions, initial.cell.array), axis=1)
+    host = d < HOST_TOL_A
+    start = final.copy()
+    start.calc = None
+    start.positions[host] = relaxed_initial.positions[host]
+    return start

@@ -22,7 +22,12 @@ from ionmd.neb.result import (
     apply_guards,
 )
 from ionmd.neb.runner import run_neb_partitions
-from ionmd.neb.structures import check_endpoints, max_displacement_A, rms_distance_A
+from ionmd.neb.structures import (
+    check_endpoints,
+    max_displacement_A,
+    on_relaxed_host,
+    rms_distance_A,
+)
 
 CONVERGED_CRITERIA = ("force tolerance", "energy tolerance")
 
@@ -112,7 +117,8 @@ def run_neb(
     settings
         NEB controls; ``n2_steps > 0`` turns on the climbing image.
     relax
-        Relax both end points at fixed cell first (LAMMPS ``minimize``).
+        Relax both end points at fixed cell first (LAMMPS ``minimize``): the initial, then the
+        final from the relaxed initial's host (:func:`ionmd.neb.structures.on_relaxed_host`).
     launcher
         ``mpirun`` (``mpirun -np N lmp -partition Nx1``) or ``mpi4py``.
     label, cell
@@ -146,11 +152,15 @@ def run_neb(
     endpoints: dict[str, EndpointInfo] = {}
     separation = [rms_distance_A(initial, final)]
     if relax:
-        rel: list[RelaxResult] = relax_endpoints([initial, final], potential, relax_ftol_eV_A)
+        # the final end point relaxes from the relaxed initial's host (on_relaxed_host), so that
+        # both end points lie in one variant of a host the model would distort
+        rel: list[RelaxResult] = relax_endpoints([initial], potential, relax_ftol_eV_A)
+        final_start = on_relaxed_host(initial, final, rel[0].atoms)
+        rel += relax_endpoints([final_start], potential, relax_ftol_eV_A)
         check_relaxed_endpoints((initial, final), (rel[0].atoms, rel[1].atoms))
-        for name, r in zip(("initial", "final"), rel, strict=True):
+        for name, r, start in zip(("initial", "final"), rel, (initial, final), strict=True):
             endpoints[name] = EndpointInfo(
-                r.energy_eV, r.max_displacement_A, r.max_force_eV_A, r.n_steps
+                r.energy_eV, max_displacement_A(start, r.atoms), r.max_force_eV_A, r.n_steps
             )
         initial, final = rel[0].atoms, rel[1].atoms
     separation.append(rms_distance_A(initial, final))
