@@ -188,3 +188,19 @@ def test_mechanism_cli_site_options(tmp_path, capsys):
     with pytest.raises(InputError, match="--leave-radius-A -1.0 must be a positive number"):
         args = parser.parse_args(base + ["--leave-radius-A", "-1"])
         args.func(args)
+
+
+def test_defect_counts_do_not_count_ions_in_transit_as_vacancies():
+    """4 lattice sites, 3 ions (one vacancy), 1 void site. Ion 0 leaves site 0 and stays in
+    transit (-1) while ion 1 moves onto site 0 and ion 2 onto site 1: frame by frame, two
+    lattice sites are then empty, but there is still one vacancy (ion 0 is between sites).
+    A frame with ion 2 on the void makes a Frenkel pair: 2 vacancies, 1 interstitial."""
+    from ionmd.analysis.mechanism import defect_counts
+    from ionmd.analysis.sites import SiteSet
+
+    sites = SiteSet(frac=np.array([[0.0, 0, 0], [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.25, 0.25, 0.25]]),
+                    kind=np.array(["L", "L", "L", "L", "I"]), cell_A=np.eye(3) * 4.0)
+    transit = np.array([[0, 1, 2]] * 2 + [[-1, 0, 1]] * 5)
+    assert defect_counts(transit, sites) == (1, 0)
+    frenkel = np.array([[0, 1, 4]] * 5 + [[0, 1, 2]] * 2)
+    assert defect_counts(frenkel, sites) == (2, 1)

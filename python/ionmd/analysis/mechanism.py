@@ -291,10 +291,15 @@ def classify_hops(hops: list[Hop], window_frames: int) -> list[tuple[str, list[H
 
 
 def defect_counts(site_of: np.ndarray, sites: SiteSet) -> tuple[int, int]:
-    """Vacant lattice sites and ions on interstitial sites, each the median over the frames.
+    """Vacancies of the mobile sublattices and ions on interstitial sites.
 
-    Counted from the trajectory itself, so the reference may be the perfect or the
-    defective cell; an ion in transit still holds the last site it was on.
+    The interstitial count is the median over the frames of the interstitial sites held
+    (an ion in transit still holds the last site it was on). The vacancy count follows
+    from conservation of the mobile ions: every ion belongs to a lattice site or to an
+    interstitial one, so vacancies = lattice sites - ions + interstitials. Counting empty
+    lattice sites frame by frame instead would add every ion in transit whose old site
+    another ion has taken, and so overstate the defect count (and understate the rate
+    per defect) in a lattice with much motion between sites.
     """
     is_lat = sites.kind == "L"
     n_lat = int(is_lat.sum())
@@ -302,13 +307,12 @@ def defect_counts(site_of: np.ndarray, sites: SiteSet) -> tuple[int, int]:
     last = np.where(site_of >= 0, np.arange(n_f)[:, None], 0)
     np.maximum.accumulate(last, axis=0, out=last)
     held = site_of[last, np.arange(n_i)[None, :]]
-    vac, inter = [], []
+    inter = []
     for row in held:
         occ = np.unique(row[row >= 0])
-        n_on_lat = int(np.sum(is_lat[occ]))
-        vac.append(n_lat - n_on_lat)
-        inter.append(len(occ) - n_on_lat)
-    return int(np.median(vac)), int(np.median(inter))
+        inter.append(int(np.sum(~is_lat[occ])))
+    n_inter = int(np.median(inter)) if inter else 0
+    return max(0, n_lat - n_i + n_inter), n_inter
 
 
 def mechanisms_from_trajectory(traj: Trajectory, sites: SiteSet, species: str, min_residence_ps: float = 0.1,
