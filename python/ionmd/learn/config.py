@@ -52,7 +52,7 @@ from ionmd.tomlconfig import check_keys, check_table, read_toml
 from ionmd.tomlconfig import key_error as _fail
 
 FAMILIES = ("mace", "deepmd")
-SIZES = ("tiny", "small", "medium")
+SIZES = ("tiny", "small", "medium", "fast")
 METHODS = ("spread", "random", "first")
 THERMOSTATS = ("nose-hoover", "csvr")
 ENSEMBLES = ("nvt", "npt")

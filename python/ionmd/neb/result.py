@@ -401,8 +401,9 @@ def apply_guards(
             result.add_flag(
                 FLAG_ENDPOINT_MOVED,
                 f"the end points relaxed {abs(before - after):.3f} Å {way} each other (separation "
-                f"{before:.3f} -> {after:.3f} Å; limit {max_endpoint_shift_A:g} Å): the band may "
-                "not be the hop asked for",
+                f"{before:.3f} -> {after:.3f} Å, the root of the summed squared displacements of "
+                f"all atoms, so host relaxation counts too; limit {max_endpoint_shift_A:g} Å): the "
+                "band may not be the hop asked for",
             )
     _flag_end_replicas(
         result,
