@@ -28,7 +28,7 @@ from ionmd.study.analysis_stage import (
 )
 from ionmd.study.cell_stage import CellInfo
 from ionmd.study.config import load_study_config
-from ionmd.study.report_stage import collect_flags, study_summary, summary_table
+from ionmd.study.report_stage import collect_flags, sites_record, study_summary, summary_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CIF = ROOT / "inputs" / "structures" / "li3n.cif"
@@ -169,3 +169,46 @@ def test_interstitial_fit_of_transient_frenkel_pairs_is_flagged(tmp_path):
     # an interstitial study's own interstitial is never flagged
     inter = config(tmp_path, "interstitial")
     assert flag_transient_interstitials(inter, _report({"frenkel_formation": 3, "recombination": 2}, 1)) == []
+
+
+def test_a_site_lattice_file_gives_the_vacant_sites_symmetry_cannot(tmp_path):
+    """A reference cell whose Li sublattice has a vacancy and whose symmetry is broken (one N
+    replaced by P: P1, no lattice translation, as an ordering of a mixed sublattice is), so the vacancy
+    cannot be filled in by symmetry: without ``[sites] lattice`` the analysis sees 53
+    lattice sites; with the full lattice file, 54 sites, one vacancy,
+    no interstitial, and lattice-lattice vacancy hops."""
+    import ase.io
+    from ase import Atoms
+    from test_analysis_sites import li3n_with_vacancy
+
+    sweep_dir = _vacancy_sweep(tmp_path / "sw", temps=(500.0, 800.0), n_frames=600)
+    sc, vac = li3n_with_vacancy()
+    n_idx = next(i for i, x in enumerate(sc.get_chemical_symbols()) if x == "N")
+    sc.symbols[n_idx] = "P"  # one framework atom of another element: no lattice translation is left,
+    sc.positions[n_idx] += [0.37, 0.21, 0.13]  # and off its site: no point symmetry either (P1)
+    ase.io.write(tmp_path / "broken.data", sc, format="lammps-data", specorder=["Li", "N", "P"], masses=True)
+    full = sc + Atoms("Li", scaled_positions=[vac], cell=sc.cell, pbc=True)
+    ase.io.write(tmp_path / "sites.extxyz", full, format="extxyz")
+    ase.io.write(tmp_path / "cell.extxyz", sc, format="extxyz")
+    body = ('name = "lattice_file"\n[sites]\nmin_residence_ps = 0\nlattice = "sites.extxyz"\n'
+            '[structure]\nfile = "cell.extxyz"\n[species]\nmobile = ["Li"]\n[model]\n'
+            'pair_style = "zero 4.0"\npair_coeff = ["* *"]\nlabel = "kmc"\n[md]\ntemperatures_K = [500, 800]\n')
+    (tmp_path / "s.toml").write_text(body)
+    (tmp_path / "plain.toml").write_text(body.replace('lattice = "sites.extxyz"\n', ""))
+    cell = CellInfo(cell_data=tmp_path / "broken.data", perfect_data=tmp_path / "broken.data", n_atoms=len(sc),
+                    counts={"Li": 53, "N": 17, "P": 1}, types=["Li", "N", "P"], description="test")
+    # plain: 53 sites (an ion on the unrecognised vacant site sits in a void part of the time, so
+    # the vacancy count depends on T). With the lattice file: 54 sites, 1 vacancy, no interstitial.
+    for toml, expected in (("plain.toml", (53,)), ("s.toml", (54, 1, 0))):
+        cfg = load_study_config(tmp_path / toml)
+        analysis = analyse(cfg, SimpleNamespace(sweep_dir=sweep_dir), cell)
+        for r in analysis.report["mechanisms"]["kmc"]["by_T"].values():
+            got = (r["n_lattice_sites"], r["n_vacancies"], r["n_interstitial_ions"])
+            assert got[:len(expected)] == expected, (toml, got)
+    assert cfg.sites.lattice == (tmp_path / "sites.extxyz").resolve()
+    labels = {c["label"] for c in analysis.hop_classes["kmc"]}
+    assert any(lab.startswith("Li") and "-Li" in lab for lab in labels), labels
+    assert sites_record(cfg)["lattice"].endswith("sites.extxyz")
+    (tmp_path / "bad.toml").write_text(body.replace('"sites.extxyz"', '"nope.extxyz"'))
+    with pytest.raises(InputError, match="sites.lattice.*file not found"):
+        load_study_config(tmp_path / "bad.toml")

@@ -72,7 +72,20 @@ def site_options(cfg: StudyConfig, cell: CellInfo):
     given = {k: getattr(s, k) for k in ("min_residence_ps", "window_ps", "symprec_A")
              if getattr(s, k) is not None}
     return SiteOptions(interstitial_frac=inter, enter_radius_A=s.assign_radius_A,
-                       leave_radius_A=s.leave_radius_A, **given)
+                       leave_radius_A=s.leave_radius_A, perfect=site_lattice_data(cfg, cell), **given)
+
+
+def site_lattice_data(cfg: StudyConfig, cell: CellInfo) -> str | None:
+    """The ``[sites] lattice`` file as a LAMMPS data file beside the cell's (same supercell,
+    same orientation and type order), or None when the study gives none."""
+    if cfg.sites.lattice is None:
+        return None
+    from ionmd.driver.structure import make_structure
+
+    out = Path(cell.perfect_data).parent / "site_lattice.data"
+    make_structure(out, source=cfg.sites.lattice, types=list(cell.types),
+                   supercell=cfg.structure.supercell or 1, min_length_A=cfg.structure.min_length_A)
+    return str(out)
 
 
 FRENKEL_TRANSIENT = "frenkel-transient"

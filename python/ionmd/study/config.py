@@ -92,7 +92,7 @@ NEB_KEYS = {"enabled": bool, "images": int, "ftol_eV_A": float, "max_hop_classes
             "steps": int, "climb_steps": int, "ranks_per_image": int, "eta_s": float}
 NEB_PATH_KEYS = {"supercell", "reference", "reference_entry"}
 SITES_KEYS = {"interstitials", "assign_radius_A", "leave_radius_A", "min_residence_ps", "window_ps",
-              "symprec_A"}
+              "symprec_A", "lattice"}
 INTERSTITIAL_CHOICES = ("none", "auto")
 REPORT_ONLY_KEYS = {"models": ("title", "provenance", "eta_us_per_atom_step"),
                     "neb": ("reference", "reference_entry", "eta_s")}
@@ -197,9 +197,16 @@ class SitesSpec:
         Hysteresis radii (None: per site, 0.4 and 0.6 x the distance to its nearest other site).
     min_residence_ps, window_ps, symprec_A
         Minimum visit, knock-off window, symmetry tolerance (None: the analysis defaults).
+    lattice
+        A structure file whose mobile-species positions are the lattice sites, in the same
+        cell as ``structure.file`` (the study's supercell is applied to it too): for a cell
+        whose vacancies symmetry cannot fill in, e.g. an ordering of a partially occupied
+        sublattice (``ionmd order`` writes ``top/sites.extxyz``). None: the sites come from
+        the perfect cell, vacancies filled in by symmetry.
     """
 
     interstitials: str | list[list[float]] = "none"
+    lattice: Path | None = None
     assign_radius_A: float | None = None
     leave_radius_A: float | None = None
     min_residence_ps: float | None = None
@@ -534,7 +541,9 @@ def _parse_sites(path: Path, raw: dict, defect: DefectSpec) -> SitesSpec:
         else:
             raise _fail(path, "sites.interstitials", "expected 'none', 'auto' or a non-empty list of "
                         f"fractional positions [[x, y, z], ...] (unit cell), got {v!r}")
-    for key in sorted(SITES_KEYS - {"interstitials"}):
+    if "lattice" in t:
+        spec.lattice = _file(path.parent, path, "sites.lattice", t["lattice"])
+    for key in sorted(SITES_KEYS - {"interstitials", "lattice"}):
         if key not in t:
             continue
         v = t[key]

@@ -328,7 +328,9 @@ def study_summary(cfg: StudyConfig, analysis: StudyAnalysis, costs: dict[str, di
 
 def sites_record(cfg: StudyConfig) -> dict[str, Any]:
     """The site options of the analysis (``[sites]``), for ``study.json``."""
-    return asdict(cfg.sites) | {"voids": cfg.sites.voids}
+    d = asdict(cfg.sites)
+    d["lattice"] = str(cfg.sites.lattice) if cfg.sites.lattice is not None else None
+    return d | {"voids": cfg.sites.voids}
 
 
 def sites_line(cfg: StudyConfig, analysis: StudyAnalysis) -> str:
@@ -338,6 +340,8 @@ def sites_line(cfg: StudyConfig, analysis: StudyAnalysis) -> str:
             "is in transit" if not s.voids else "lattice sites and the largest voids (`interstitials = \"auto\"`)"
             if s.interstitials == "auto" else f"lattice sites and {len(s.interstitials)} given interstitial "
             "position(s) of the unit cell")
+    if s.lattice is not None:
+        what += f"; lattice sites from {Path(s.lattice).name}"
     parts = []
     for model, by_T in transit_fractions(analysis.report).items():
         if by_T:
