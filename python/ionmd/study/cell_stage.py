@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ionmd.errors import InputError
+from ionmd.jsonfile import write_json_atomic
 from ionmd.study.config import StudyConfig
 
 
@@ -142,9 +143,7 @@ def build_cell(cfg: StudyConfig, outdir: Path) -> CellInfo:
     if missing:
         raise InputError(f"{cfg.path}: species.mobile names {', '.join(missing)}, which the "
                          f"cell does not contain ({', '.join(info.counts)})")
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info.to_dict(), indent=2) + "\n")
-    tmp.replace(record)
+    write_json_atomic(record, info.to_dict())
     return info
 
 

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ionmd.jsonfile import write_json_atomic
 from ionmd.study.analysis_stage import StudyAnalysis, transit_fractions
 from ionmd.study.cell_stage import CellInfo
 from ionmd.study.config import StudyConfig
@@ -466,8 +467,6 @@ def write_study_report(cfg: StudyConfig, out: Path, cell: CellInfo, sweep,
                     "failed": sweep.failed, "failures": sweep.failures},
              "summary": summary, "cost": costs,
              "results": analysis.report, "neb": neb_results, "fit": fits, "flags": flags}
-    tmp = json_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(study, indent=2) + "\n")
-    tmp.replace(json_path)
+    write_json_atomic(json_path, study)
     return StudyOutcome(out=out, report_md=md_path, report_html=html_path, study_json=json_path,
                         flags=flags)
