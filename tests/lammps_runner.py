@@ -15,6 +15,12 @@ import numpy as np
 EV_PER_A3_TO_BAR = 1.6021765e6
 
 
+def virial_pressure_bar(virial_eV: np.ndarray, volume_A3: float) -> np.ndarray:
+    """The virial part of LAMMPS's pressure (bar; xx yy zz xy xz yz) from a 3x3 virial in eV."""
+    v = np.asarray(virial_eV)
+    return EV_PER_A3_TO_BAR / volume_A3 * np.array([v[0, 0], v[1, 1], v[2, 2], v[0, 1], v[0, 2], v[1, 2]])
+
+
 @dataclass
 class LammpsResult:
     energy_eV: float

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import DEEPMD_FIXTURES, lif_interstitial, lif_small, lif_triclinic
-from lammps_runner import EV_PER_A3_TO_BAR, lower_triangular, run_lammps
+from lammps_runner import EV_PER_A3_TO_BAR, lower_triangular, run_lammps, virial_pressure_bar
 
 SPECIES = ["Li", "F"]
 SE_A_OPS = DEEPMD_FIXTURES / "se_e2_a_tiny.pth"  # references deepmd::tabulate_fusion_se_a
@@ -65,10 +65,7 @@ def test_deepmd_matches_forward(model, make, ranks, tmp_path):
     assert abs(res.energy_eV - e_ref) / n < 1e-8
     assert np.abs(res.forces_eV_A - f_ref).max() < 1e-7
     assert np.abs(res.atom_energy_eV - ea_ref).max() < 1e-8
-    volume = atoms.get_volume()
-    p_ref = EV_PER_A3_TO_BAR / volume * np.array(
-        [v_ref[0, 0], v_ref[1, 1], v_ref[2, 2], v_ref[0, 1], v_ref[0, 2], v_ref[1, 2]]
-    )
+    p_ref = virial_pressure_bar(v_ref, atoms.get_volume())
     assert np.abs(res.pressure_bar - p_ref).max() < 1e-9 * EV_PER_A3_TO_BAR
 
 

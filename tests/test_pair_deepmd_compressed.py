@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from conftest import DEEPMD_FIXTURES
-from lammps_runner import EV_PER_A3_TO_BAR, run_lammps
+from lammps_runner import EV_PER_A3_TO_BAR, run_lammps, virial_pressure_bar
 
 COMPRESSED = DEEPMD_FIXTURES / "lif_deepmd_compressed.pth"
 CELLS = json.loads((DEEPMD_FIXTURES / "lif_deepmd_compressed.json").read_text())
@@ -223,7 +223,5 @@ def test_compressed_model_through_pair_style_matches_deepmd(name, ranks, tmp_pat
     assert abs(res.energy_eV - ref["energy_eV"]) < 1e-10 * n
     assert np.abs(res.forces_eV_A - ref["forces_eV_A"]).max() < 1e-10
     assert np.abs(res.atom_energy_eV - ref["atom_energy_eV"]).max() < 1e-10
-    v = ref["virial_eV"]
-    p_ref = EV_PER_A3_TO_BAR / atoms.get_volume() * np.array(
-        [v[0, 0], v[1, 1], v[2, 2], v[0, 1], v[0, 2], v[1, 2]])
+    p_ref = virial_pressure_bar(ref["virial_eV"], atoms.get_volume())
     assert np.abs(res.pressure_bar - p_ref).max() < 1e-10 * EV_PER_A3_TO_BAR
